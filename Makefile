@@ -1,0 +1,96 @@
+# hakit.cluster development entry points. `make test` is what CI runs (.ci/run).
+# Every target installs what it needs on a fresh Debian 12 machine and is fast when it already is.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON   ?= /usr/bin/python3
+VENV     := $(CURDIR)/.venv
+BIN      := $(VENV)/bin
+STAMPS   := $(CURDIR)/.cache/stamps
+APT_PKGS := $(sort $(shell cat tools/apt-packages.txt lab/apt-packages.txt))
+
+# Ansible and the lab read these; nothing lands in ~/.ansible or the machine's own config.
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_HOME := $(CURDIR)/.cache/ansible
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/.cache/ansible/tmp
+export ANSIBLE_SSH_CONTROL_PATH_DIR := $(CURDIR)/.cache/ansible/cp
+export ANSIBLE_NOCOLOR := 1
+export ANSIBLE_FORCE_COLOR := 0
+export PY_COLORS := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+# pytest exits 5 when a selection holds no test: say so and go on, any other failure stops make.
+define pytest
+	rc=0; $(BIN)/pytest $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no test selected by: $(1)"; rc=0; fi; exit $$rc
+endef
+
+.PHONY: help setup lint unit integration vm test demo bench bench-failover docs clean
+
+help:
+	@echo "make setup        controller packages (apt) and the virtualenv .venv"
+	@echo "make lint         ansible-lint (production), yamllint, ruff, ansible-test sanity, spec drift"
+	@echo "make unit         parsers, modules with mocked commands, templates, validation"
+	@echo "make integration  the lab's namespace hosts and molecule scenarios on them"
+	@echo "make vm           the lab's qemu VMs and molecule scenarios that need them (slow)"
+	@echo "make test         all of the above (what CI runs)"
+	@echo "make demo         bring up the lab, provision it with the playbooks, show a failover"
+	@echo "make bench        the benchmarks (figures printed side by side)"
+	@echo "make clean        remove the lab, build outputs and caches of this checkout"
+
+setup: $(STAMPS)/apt $(STAMPS)/venv
+
+$(STAMPS)/apt: tools/apt-packages.txt lab/apt-packages.txt
+	@mkdir -p $(STAMPS)
+	missing=$$( { dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(APT_PKGS) 2>/dev/null || true; } \
+	           | awk '$$1 == "ii" {print $$2}' | sort | comm -13 - <(printf '%s\n' $(APT_PKGS))); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/apt
+	@mkdir -p $(STAMPS)
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+lint: setup
+	$(BIN)/yamllint --strict .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/ansible-lint --profile production
+	$(BIN)/python tools/role_docs.py --check
+	tools/sanity.sh
+
+unit: setup
+	$(call pytest,tests/unit)
+
+integration: setup
+	$(call pytest,-m "not vm" tests/lab tests/integration)
+
+vm: setup
+	$(call pytest,-m vm tests/lab tests/integration)
+
+test: lint unit integration vm
+
+demo: setup
+	tools/demo.sh
+
+bench: bench-failover
+
+bench-failover: setup
+	$(BIN)/python bench/failover.py
+
+docs: setup
+	$(BIN)/python tools/role_docs.py
+
+clean:
+	-[ -x $(BIN)/hakit-lab ] && $(BIN)/hakit-lab down
+	rm -rf build .cache/ansible .pytest_cache .ruff_cache *.tar.gz

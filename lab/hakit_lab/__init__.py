@@ -1,0 +1,1 @@
+"""hakit-lab: real test hosts (namespace hosts and qemu VMs) built from an Ansible inventory."""
