@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
-# ansible-test sanity on the collection, without Docker (the venv's Python). It needs the
-# collection at .../ansible_collections/hakit/cluster: copy the files git knows about, plus
-# untracked unignored ones, so uncommitted work is checked too.
+# ansible-test sanity on the collection as Galaxy ships it (galaxy.yml's build_ignore leaves out
+# the lab, tests and tooling), without Docker, on the venv's Python. The working tree is built,
+# so uncommitted work is checked too.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 dest="$root/build/sanity/ansible_collections/hakit/cluster"
 rm -rf "$root/build/sanity"
 mkdir -p "$dest"
-cd "$root"
-git ls-files -z --cached --others --exclude-standard \
-  | grep -zv -e '^\.collections/' \
-  | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
-  | tar --null -T - -cf - | tar -xf - -C "$dest"
+ANSIBLE_CONFIG="$root/ansible.cfg" ansible-galaxy collection build --force --output-path "$root/build/sanity" "$root" >/dev/null
+tar -xzf "$root"/build/sanity/hakit-cluster-*.tar.gz -C "$dest"
+rm -f "$dest/MANIFEST.json" "$dest/FILES.json"
+cp "$root/galaxy.yml" "$dest/"
 
 # ansible-test bootstraps pip in its venvs with get-pip.py from a host this machine cannot reach;
 # hand it a stand-in that installs the same pip from PyPI (tools/get_pip_shim.py).
