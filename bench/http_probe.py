@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Client-side HTTP probe, run inside a lab host (standard library only).
+
+Polls URL every INTERVAL seconds for at most DURATION seconds and writes one JSON line per
+request to stdout: {"t": wall-clock seconds, "ok": bool, "body": first line or error name}.
+It stops early once --stop-after consecutive answers contain --expect, if given. Wall-clock
+time is shared by every lab host and the controller (namespaces do not virtualise it), so the
+controller can line the samples up with the moment it injected a fault.
+"""
+
+import argparse
+import http.client
+import json
+import sys
+import time
+import urllib.parse
+
+
+def get(url: urllib.parse.SplitResult, timeout: float) -> tuple[bool, str]:
+    conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", url.path or "/", headers={"Connection": "close"})
+        response = conn.getresponse()
+        body = response.read().decode(errors="replace").strip().splitlines()
+        return response.status == 200, body[0] if body else ""
+    except (OSError, http.client.HTTPException) as exc:
+        return False, type(exc).__name__
+    finally:
+        conn.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url")
+    parser.add_argument("--interval", type=float, default=0.1)
+    parser.add_argument("--timeout", type=float, default=0.3)
+    parser.add_argument("--duration", type=float, default=120.0)
+    parser.add_argument("--expect", help="stop after --stop-after answers in a row containing this")
+    parser.add_argument("--not-before", type=float, default=0.0, help="ignore --expect before this wall time")
+    parser.add_argument("--stop-after", type=int, default=5)
+    args = parser.parse_args()
+
+    url = urllib.parse.urlsplit(args.url)
+    start = time.monotonic()
+    streak = 0
+    print(json.dumps({"ready": time.time()}), flush=True)
+    while time.monotonic() - start < args.duration:
+        began = time.monotonic()
+        ok, body = get(url, args.timeout)
+        now = time.time()
+        print(json.dumps({"t": round(now, 4), "ok": ok, "body": body}), flush=True)
+        if args.expect and now >= args.not_before:
+            streak = streak + 1 if ok and args.expect in body else 0
+            if streak >= args.stop_after:
+                break
+        time.sleep(max(0.0, args.interval - (time.monotonic() - began)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Outage arithmetic over probe samples, on hand-made timelines with known answers."""
+
+import outage
+
+
+def s(t, ok, body=""):
+    return {"t": t, "ok": ok, "body": body}
+
+
+def test_failover_outage_counts_from_fault_to_first_answer_of_the_other_node():
+    samples = [
+        s(9.9, True, "node1"),
+        s(10.1, False),
+        s(10.2, False),
+        s(12.05, True, "node2"),
+        s(12.15, True, "node2"),
+    ]
+    result = outage.measure(samples, fault_at=10.0, expect="node2")
+    assert result.to_expected_s == 2.05
+    assert result.longest_gap_s == 2.05
+    assert result.failed_requests == 2
+
+
+def test_split_brain_old_node_still_answering_is_no_gap():
+    samples = [s(10.1, True, "node1"), s(10.2, True, "node1"), s(11.0, True, "node2")]
+    result = outage.measure(samples, fault_at=10.0, expect="node2")
+    assert result.to_expected_s == 1.0
+    assert result.longest_gap_s == 0.0
+
+
+def test_never_recovering_counts_to_the_last_sample():
+    samples = [s(10.5, False), s(20.0, False)]
+    result = outage.measure(samples, fault_at=10.0, expect="node2")
+    assert result.to_expected_s is None
+    assert result.longest_gap_s == 10.0
+
+
+def test_summary_reports_median_max_and_lost_trials():
+    assert outage.summary([2.0, 1.0, 3.0]) == "2.00 / 3.00 s (n=3)"
+    assert outage.summary([2.0, None]) == "2.00 / 2.00 s (n=1), 1 never recovered"
+    assert outage.summary([None]) == "no recovery (n=1)"
