@@ -89,7 +89,7 @@ def parse_msec(value):
 
 def format_duration(value):
     """The ha.cf spelling of a duration: whole seconds bare (``2``), anything else in ``ms``."""
-    ms = value if isinstance(value, int) and not isinstance(value, bool) else parse_msec(value)
+    ms = parse_msec(value)
     if ms is None:
         raise ValueError(f"not a heartbeat duration: {value!r} (use seconds like 2 or 1.5, or 200ms)")
     return str(ms // 1000) if ms % 1000 == 0 else f"{ms}ms"
