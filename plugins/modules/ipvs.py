@@ -182,6 +182,9 @@ options:
       - The file is rewritten only when its content differs; a new file gets mode 0644.
     type: path
 notes:
+  - A real server whose address is local to the director (the fallback server of ldirectord, for
+    example) is always forwarded locally by the kernel and reads back as V(gate); declare it with
+    O(config[].real_servers[].forwarding=gate); otherwise the module fails when it reads the table back.
   - Do not manage with this module the services that ldirectord or keepalived manage; they set
     weights themselves and the two would undo each other's changes.
   - The table is read with two commands; a change made by another program between them may show
