@@ -30,7 +30,6 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import format_duration
 
 

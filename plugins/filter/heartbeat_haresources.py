@@ -34,7 +34,6 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import render_group
 
 

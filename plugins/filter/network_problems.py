@@ -58,8 +58,12 @@ _value:
 from ansible_collections.hakit.cluster.plugins.plugin_utils._network import problems, sysctl_problems
 
 
-def network_problems(interfaces, protected=None, allow_protected=False, arp_ignore=None, arp_announce=None, sysctl=None):
-    return problems(interfaces, protected or [], allow_protected) + sysctl_problems(arp_ignore, arp_announce, sysctl)
+def network_problems(
+    interfaces, protected=None, allow_protected=False, arp_ignore=None, arp_announce=None, sysctl=None
+):
+    return problems(interfaces, protected or [], allow_protected) + sysctl_problems(
+        arp_ignore, arp_announce, sysctl
+    )
 
 
 class FilterModule:

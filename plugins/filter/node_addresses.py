@@ -32,7 +32,9 @@ _value:
   type: dict
 """
 
-from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import node_addresses as _node_addresses
+from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import (
+    node_addresses as _node_addresses,
+)
 
 
 def node_addresses(hosts):

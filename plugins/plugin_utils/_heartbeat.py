@@ -214,11 +214,15 @@ def _resource_problems(res, where, scripts, agents):
         problems += _ip_resource_problems(res, where)
     elif kind == "drbddisk":
         if not _NAME.match(str(res.get("resource") or "")):
-            problems.append(f"{where}.resource must name a DRBD resource (like r0), got {res.get('resource')!r}")
+            problems.append(
+                f"{where}.resource must name a DRBD resource (like r0), got {res.get('resource')!r}"
+            )
     elif kind == "Filesystem":
         device, directory = str(res.get("device") or ""), str(res.get("directory") or "")
         if not (device.startswith("/") or device.startswith(("LABEL=", "UUID=", "-L", "-U"))):
-            problems.append(f"{where}.device must be a device path (/dev/drbd0) or LABEL=/UUID=, got {device!r}")
+            problems.append(
+                f"{where}.device must be a device path (/dev/drbd0) or LABEL=/UUID=, got {device!r}"
+            )
         if not directory.startswith("/"):
             problems.append(f"{where}.directory must be an absolute mount point, got {directory!r}")
         if not _FSTYPE.match(str(res.get("fstype") or "")):
@@ -268,7 +272,9 @@ def _ip_resource_problems(res, where):
         problems.append(f"{where}.cidr ({cidr!r}) must be a prefix length from 1 to 32")
         cidr = None
     if nic and cidr in (None, ""):
-        problems.append(f"{where}.nic needs {where}.cidr: haresources takes address/cidr/nic/broadcast in order")
+        problems.append(
+            f"{where}.nic needs {where}.cidr: haresources takes address/cidr/nic/broadcast in order"
+        )
     if nic and not _NIC.match(str(nic)):
         problems.append(f"{where}.nic ({nic!r}) is not an interface name like eth0 or eth0:0")
     if broadcast:
@@ -279,7 +285,9 @@ def _ip_resource_problems(res, where):
         except ValueError:
             problems.append(f"{where}.broadcast ({broadcast!r}) is not an IPv4 address")
         else:
-            if isinstance(cidr, int) and bcast not in ipaddress.IPv4Network(f"{address}/{cidr}", strict=False):
+            if isinstance(cidr, int) and bcast not in ipaddress.IPv4Network(
+                f"{address}/{cidr}", strict=False
+            ):
                 problems.append(f"{where}.broadcast {bcast} is outside {address}/{cidr}")
     return problems
 
@@ -369,7 +377,9 @@ def _vip_on_node(vip, cidr, base, nic, node, interfaces, where):
         return []
     for iface, net in networks:
         if net.ip == vip:
-            return [f"{where}.address {vip} is node {node}'s own address on {iface}: a service IP must be unused"]
+            return [
+                f"{where}.address {vip} is node {node}'s own address on {iface}: a service IP must be unused"
+            ]
     candidates = [(i, n) for i, n in networks if i.split(":")[0] == base] if base else networks
     holding = [(i, n) for i, n in candidates if vip in n.network and n.network.prefixlen < 32]
     if not holding:
@@ -412,14 +422,20 @@ def _auth_problems(cfg):
     keys = [("heartbeat_auth_method", method, key, index, "heartbeat_auth_key")]
     for i, extra in enumerate(cfg.get("auth_extra_keys") or []):
         where = f"heartbeat_auth_extra_keys[{i}]"
-        keys.append((f"{where}.method", extra.get("method"), extra.get("key"), extra.get("index"), f"{where}.key"))
+        keys.append(
+            (f"{where}.method", extra.get("method"), extra.get("key"), extra.get("index"), f"{where}.key")
+        )
     seen = {}
     for method_var, method_value, key_value, index_value, key_var in keys:
-        index_var = "heartbeat_auth_index" if method_var == "heartbeat_auth_method" else key_var[:-4] + ".index"
+        index_var = (
+            "heartbeat_auth_index" if method_var == "heartbeat_auth_method" else key_var[:-4] + ".index"
+        )
         if not isinstance(index_value, int) or isinstance(index_value, bool) or not 0 <= index_value <= 15:
             problems.append(f"{index_var} ({index_value!r}) must be a key number from 0 to 15")
         elif index_value in seen:
-            problems.append(f"{index_var} {index_value} is already used by {seen[index_value]}: number each key once")
+            problems.append(
+                f"{index_var} {index_value} is already used by {seen[index_value]}: number each key once"
+            )
         else:
             seen[index_value] = index_var
         if method_value == "crc":
@@ -438,7 +454,9 @@ def _auth_problems(cfg):
                     f"{key_var}: '{{{{ vault_heartbeat_auth_key }}}}'"
                 )
             elif not _KEY.match(str(key_value)):
-                problems.append(f"{key_var} contains a blank or '#': heartbeat reads the key up to the first blank")
+                problems.append(
+                    f"{key_var} contains a blank or '#': heartbeat reads the key up to the first blank"
+                )
         else:
             problems.append(f"{method_var} ({method_value!r}) must be sha1, md5 or crc")
     return problems
@@ -484,14 +502,18 @@ def _media_problems(cfg):
         elif kind == "mcast":
             try:
                 if not ipaddress.IPv4Address(str(medium.get("group"))).is_multicast:
-                    problems.append(f"{where}.group {medium.get('group')} is not a multicast address (224.0.0.0/4)")
+                    problems.append(
+                        f"{where}.group {medium.get('group')} is not a multicast address (224.0.0.0/4)"
+                    )
             except ValueError:
                 problems.append(f"{where}.group ({medium.get('group')!r}) must be a multicast IPv4 address")
             if not 1 <= int(medium.get("ttl", 1)) <= 255:
                 problems.append(f"{where}.ttl must be 1-255")
         elif kind == "serial":
             if not str(medium.get("device") or "").startswith("/dev/"):
-                problems.append(f"{where}.device ({medium.get('device')!r}) must be a serial device like /dev/ttyS0")
+                problems.append(
+                    f"{where}.device ({medium.get('device')!r}) must be a serial device like /dev/ttyS0"
+                )
         elif kind != "bcast":
             problems.append(f"{where}.type ({kind!r}) must be bcast, ucast, mcast or serial")
         signature = (kind, iface, medium.get("device"), medium.get("group"))
@@ -531,7 +553,9 @@ def config_problems(cfg):
                     f"({', '.join(play)}): run the play on both nodes and name them as uname -n reports"
                 )
         if len(set(play)) != len(play):
-            problems.append(f"two hosts in this play report the same uname -n ({', '.join(play)}): give each its own hostname")
+            problems.append(
+                f"two hosts in this play report the same uname -n ({', '.join(play)}): give each its own hostname"
+            )
     problems += _media_problems(cfg)
     problems += _auth_problems(cfg)
     if not (cfg.get("logfile") or cfg.get("debugfile") or cfg.get("logfacility") or cfg.get("use_logd")):
@@ -541,7 +565,9 @@ def config_problems(cfg):
         )
     facility = cfg.get("logfacility")
     if facility and facility not in _FACILITIES:
-        problems.append(f"heartbeat_logfacility ({facility!r}) must be one of {', '.join(_FACILITIES)} or empty")
+        problems.append(
+            f"heartbeat_logfacility ({facility!r}) must be one of {', '.join(_FACILITIES)} or empty"
+        )
     for var in ("logfile", "debugfile"):
         value = cfg.get(var)
         if value and not str(value).startswith("/"):
@@ -549,7 +575,9 @@ def config_problems(cfg):
     watchdog = cfg.get("watchdog")
     if watchdog and not str(watchdog).startswith("/dev/"):
         problems.append(f"heartbeat_watchdog ({watchdog!r}) must be a device like /dev/watchdog, or empty")
-    pings = list(cfg.get("ping_nodes") or []) + [a for g in cfg.get("ping_groups") or [] for a in g.get("addresses") or []]
+    pings = list(cfg.get("ping_nodes") or []) + [
+        a for g in cfg.get("ping_groups") or [] for a in g.get("addresses") or []
+    ]
     for i, address in enumerate(cfg.get("ping_nodes") or []):
         try:
             ipaddress.IPv4Address(str(address))
@@ -606,7 +634,7 @@ def node_addresses(hosts):
                 table.setdefault(str(iface["name"]).split(":")[0], []).append(str(iface["address"]))
         for name in facts.get("interfaces") or []:
             data = facts.get(str(name).replace("-", "_").replace(".", "_")) or facts.get(str(name)) or {}
-            entries = [data.get("ipv4")] + list(data.get("ipv4_secondaries") or [])
+            entries = [data.get("ipv4"), *list(data.get("ipv4_secondaries") or [])]
             for entry in entries:
                 if entry and entry.get("address") and entry.get("prefix"):
                     table.setdefault(str(name), []).append(f"{entry['address']}/{entry['prefix']}")

@@ -131,7 +131,9 @@ def changes(old_text, wanted):
     """
     old = parse(old_text)
     names = {s["name"] for s in wanted}
-    changed = [s["name"] for s in wanted if s["name"] not in old or _canonical(old[s["name"]]) != _canonical(s)]
+    changed = [
+        s["name"] for s in wanted if s["name"] not in old or _canonical(old[s["name"]]) != _canonical(s)
+    ]
     removed = sorted(n for n in old if n not in names and n != "lo")
     return {"changed": changed, "removed": removed}
 
@@ -168,7 +170,9 @@ def problems(interfaces, protected=(), allow_protected=False, var="network_inter
         net = None
         if address:
             if "/" not in str(address):
-                result.append(f"{where}.address ({address}) needs a prefix length: write it as {address}/24 or /32")
+                result.append(
+                    f"{where}.address ({address}) needs a prefix length: write it as {address}/24 or /32"
+                )
             else:
                 try:
                     net = ipaddress.IPv4Interface(str(address))
@@ -176,7 +180,9 @@ def problems(interfaces, protected=(), allow_protected=False, var="network_inter
                     result.append(f"{where}.address ({address!r}) is not an IPv4 address/prefix")
         if net is not None:
             if str(net.ip) in seen_addresses:
-                result.append(f"{where}.address {net.ip} is also {seen_addresses[str(net.ip)]}: use each address once")
+                result.append(
+                    f"{where}.address {net.ip} is also {seen_addresses[str(net.ip)]}: use each address once"
+                )
             seen_addresses[str(net.ip)] = where
             for key in ("gateway", "broadcast"):
                 value = iface.get(key)
@@ -188,7 +194,9 @@ def problems(interfaces, protected=(), allow_protected=False, var="network_inter
                     result.append(f"{where}.{key} ({value!r}) is not an IPv4 address")
                     continue
                 if not inside:
-                    result.append(f"{where}.{key} {value} is outside {net.network}: fix {key} or the address prefix")
+                    result.append(
+                        f"{where}.{key} {value} is outside {net.network}: fix {key} or the address prefix"
+                    )
         for key in iface.get("options") or {}:
             if not _OPTION.match(str(key)) or str(key) in ("address", "netmask", "iface", "auto"):
                 result.append(f"{where}.options.{key}: not an option name this role lets you set there")
@@ -221,7 +229,9 @@ def sysctl_settings(ip_forward=None, arp_ignore=None, arp_announce=None, extra=N
         settings.append(["net.ipv4.ip_forward", "1" if ip_forward else "0"])
     for name, table in (("arp_ignore", arp_ignore), ("arp_announce", arp_announce)):
         for iface in sorted(table or {}, key=lambda i: (i != "all", i != "default", i)):
-            settings.append([sysctl_key(("net", "ipv4", "conf", iface.split(":")[0], name)), str(table[iface])])
+            settings.append(
+                [sysctl_key(("net", "ipv4", "conf", iface.split(":")[0], name)), str(table[iface])]
+            )
     for key, value in sorted((extra or {}).items()):
         settings.append([str(key), str(value)])
     return settings
@@ -238,8 +248,12 @@ def sysctl_problems(arp_ignore=None, arp_announce=None, extra=None):
             if not _IFNAME.match(str(iface)) or ":" in str(iface):
                 result.append(f"{var}.{iface}: not an interface name (use all, default, eth0, eth0.100)")
             if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
-                result.append(f"{var}.{iface} is {value!r}: the kernel accepts {allowed.start}-{allowed.stop - 1}")
+                result.append(
+                    f"{var}.{iface} is {value!r}: the kernel accepts {allowed.start}-{allowed.stop - 1}"
+                )
     for key in extra or {}:
         if not re.match(r"^[a-z0-9_]+([./][A-Za-z0-9_.@-]+)+$", str(key)):
-            result.append(f"network_sysctl.{key}: not a sysctl key (net.ipv4.ip_forward or net/ipv4/conf/eth0.100/rp_filter)")
+            result.append(
+                f"network_sysctl.{key}: not a sysctl key (net.ipv4.ip_forward or net/ipv4/conf/eth0.100/rp_filter)"
+            )
     return result

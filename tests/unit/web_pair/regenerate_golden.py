@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from web_pair import test_templates  # noqa: E402
+from web_pair import test_templates
 
 for case in test_templates.CASES:
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,11 @@ GOLDEN = Path(__file__).parent / "golden"
 RENDER = Path(__file__).parent / "render.yml"
 CASES = {
     "defaults": ([Path(__file__).parent / "inventories" / "defaults" / "hosts.yml"], harness.LAB_FACTS, {}),
-    "example": ([harness.EXAMPLE_INVENTORY], harness.EXAMPLE_FACTS, {"vault_heartbeat_auth_key": harness.TEST_KEY}),
+    "example": (
+        [harness.EXAMPLE_INVENTORY],
+        harness.EXAMPLE_FACTS,
+        {"vault_heartbeat_auth_key": harness.TEST_KEY},
+    ),
     "lab": ([harness.LAB_INVENTORY], harness.LAB_FACTS, {}),
 }
 
@@ -44,7 +48,9 @@ def test_rendered_templates_match_golden_files(case, tmp_path):
     assert not missing, f"no golden file for {missing} in {golden}: regenerate_golden.py, review, commit"
     extra = sorted(relative_files(golden) - rendered)
     assert not extra, f"golden files no longer rendered: {extra}"
-    different = [name for name in sorted(rendered) if not filecmp.cmp(out / name, golden / name, shallow=False)]
+    different = [
+        name for name in sorted(rendered) if not filecmp.cmp(out / name, golden / name, shallow=False)
+    ]
     assert not different, "rendered files differ from the golden ones: " + ", ".join(
         f"{name}:\n{(out / name).read_text()}" for name in different
     )
