@@ -8,8 +8,8 @@
     hkl-<host>         an ns host's NICs: eth0.. (topology), mgmt0 (management)
 
 The bridges forward at once (no STP, forward delay 0) and flood multicast (no snooping), like a
-plain switch. IPv6 is off on every lab link: the lab speaks IPv4, and IPv6 DAD/router
-solicitations would only add noise to captures and timings.
+plain switch. IPv6 is off on every lab link (loopback keeps ::1): the lab speaks IPv4, and IPv6
+DAD/router solicitations would only add noise to captures and timings.
 
 An ns host's management NIC is configured here (address, up). Its topology NICs are created
 down and without addresses: the host's own boot brings them up from /etc/network/interfaces
@@ -28,7 +28,8 @@ SWITCH_NS = model.SWITCH_NS
 CONTROLLER_PEER = f"{model.PREFIX}-ctl-sw"  # switch-side end of the controller's veth
 GUARD_TABLE = f"{model.PREFIX}_guard"
 FAULT_TABLE = f"{model.PREFIX}_faults"
-NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+# Links made after this is set get no IPv6; a namespace's own lo keeps ::1, as on any host.
+NO_IPV6 = {"net.ipv6.conf.default.disable_ipv6": "1"}
 
 
 def ip_batch(commands: Iterable[str], netns: str | None = None, force: bool = False) -> None:

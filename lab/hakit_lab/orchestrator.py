@@ -12,13 +12,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import inventory, net, nshost, paths, state
+from . import aptproxy, image, inventory, net, nshost, paths, state, vm
 from .model import Host, Lab, LabError
 from .sysutil import (
     alive,
@@ -48,10 +47,6 @@ SSH_OPTIONS = (
 )
 
 
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def ssh_argv(
     host: Host, command: list[str] | None = None, batch: bool = True, tty: bool = False
 ) -> list[str]:
@@ -66,15 +61,13 @@ def ssh_argv(
 
 
 def ssh_ok(host: Host, timeout: float = 15.0) -> bool:
+    """Whether `ssh root@<mgmt> true` works with the lab's key."""
+    argv = ssh_argv(host, ["true"])
     try:
-        return (
-            subprocess.run(
-                ssh_argv(host, ["true"]), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout
-            ).returncode
-            == 0
-        )
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False
+    return result.returncode == 0
 
 
 # -- power state ---------------------------------------------------------------------------------
@@ -83,14 +76,10 @@ def ssh_ok(host: Host, timeout: float = 15.0) -> bool:
 def powered_on(host: Host) -> bool:
     if host.kind == "ns":
         return nshost.pid1(host.name) is not None
-    from . import vm
-
     return vm.running_pid(host) is not None
 
 
 def _boot_inputs(lab: Lab, host: Host) -> None:
-    from . import aptproxy, image
-
     key = image.ensure_ssh_key()
     nshost.write_boot_inputs(
         lab, host, aptproxy.sources_list(lab.controller), key.with_suffix(".pub").read_text()
@@ -105,16 +94,8 @@ def _start_ns(lab: Lab, host: Host, lower: Path) -> int:
     return nshost.start(host, lower)
 
 
-def _start_vm(lab: Lab, host: Host, vm_image) -> int:
-    from . import vm
-
-    return vm.start(lab, host, vm_image)
-
-
 def _wait_vm(host: Host, timeout: float) -> float:
     """Until the VM answers SSH; then re-cut the links a fault had cut (the taps came up plugged)."""
-    from . import vm
-
     seconds = vm.wait_ssh(host, timeout)
     for name, ifname in state.links_down():
         if name == host.name:
@@ -155,8 +136,6 @@ def up(inventory_path: str, timeout: float | None = None) -> UpReport:
 
 
 def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
-    from . import aptproxy, image
-
     ns_hosts = [h for h in lab.hosts.values() if h.kind == "ns" and not powered_on(h)]
     vm_hosts = [h for h in lab.hosts.values() if h.kind == "vm" and not powered_on(h)]
     image.ensure_ssh_key()
@@ -171,7 +150,7 @@ def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
     # VMs first: they take tens of seconds to boot, ns hosts a fraction of one.
     t_boot = time.monotonic()
     for host in vm_hosts:
-        _start_vm(lab, host, vm_image)
+        vm.start(lab, host, vm_image)
     pids = {host.name: _start_ns(lab, host, lower) for host in ns_hosts}
 
     ns_ready = vm_ready = None
@@ -214,8 +193,6 @@ def poweroff(lab: Lab, host: Host, timeout: float = 15.0) -> None:
         if netns_exists(host.netns):
             raise LabError(f"host {host.name}: its network namespace {host.netns} is still there")
     else:
-        from . import vm
-
         vm.poweroff(host, timeout)
     deadline = time.monotonic() + timeout
     while not net.host_ports_gone(host):
@@ -226,8 +203,6 @@ def poweroff(lab: Lab, host: Host, timeout: float = 15.0) -> None:
 
 def boot(lab: Lab, host: Host, timeout: float | None = None) -> float:
     """Power the host on with its disk as it was; returns the seconds until SSH answered."""
-    from . import image
-
     t0 = time.monotonic()
     if powered_on(host):
         return 0.0
@@ -237,7 +212,7 @@ def boot(lab: Lab, host: Host, timeout: float | None = None) -> float:
         pid = _start_ns(lab, host, image.ensure_rootfs())
         nshost.wait_ready(host, pid, timeout or NS_BOOT_TIMEOUT)
     else:
-        _start_vm(lab, host, image.ensure_vm_image())
+        vm.start(lab, host, image.ensure_vm_image())
         _wait_vm(host, timeout or VM_BOOT_TIMEOUT)
     return time.monotonic() - t0
 
@@ -282,8 +257,6 @@ def down() -> list[str]:
 
         removed += net.teardown()
 
-        from . import aptproxy
-
         if aptproxy.stop():
             removed.append("apt proxy")
         if nshost.unmount_tmpfs():
@@ -300,8 +273,6 @@ def down() -> list[str]:
 
 def _destroy_vms(vms: list[Host]) -> list[str]:
     """The recorded VMs (qemu, taps, disks), then any qemu that wrote its pid file under STATE."""
-    from . import vm
-
     removed = []
     for host in vms:
         vm.destroy(host)
