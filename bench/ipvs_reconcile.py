@@ -162,12 +162,10 @@ def payload():
     return buffer.getvalue()
 
 
-def ssh_prefix(args):
+def remote_prefix(args):
+    """argv that runs one shell command (appended as the last argument) on the host."""
     if args.lab_host:
-        sys.path.insert(0, str(ROOT / "lab"))
-        from hakit_lab import state, vm
-
-        return vm.ssh_argv(state.require_lab().host(args.lab_host))
+        return [sys.executable, "-m", "hakit_lab", "exec", args.lab_host, "--", "sh", "-c"]
     return ["ssh", *args.ssh_options, args.ssh]
 
 
@@ -186,7 +184,10 @@ def main():
         on_host(args.services, args.reals, args.repeat)
         return
 
-    prefix = ssh_prefix(args)
+    prefix = remote_prefix(args)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT / "lab"), os.environ.get("PYTHONPATH")])
+    )
     unpack = f"rm -rf {REMOTE_DIR} && mkdir -p {REMOTE_DIR} && tar -xzf - -C {REMOTE_DIR}"
     subprocess.run([*prefix, unpack], input=payload(), check=True)
     try:

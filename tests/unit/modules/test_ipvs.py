@@ -230,3 +230,10 @@ def test_configuration_errors_found_against_the_live_table_fail_before_changing_
 def test_argument_spec_rejects_incomplete_input(args, message):
     result = run(args, [])
     assert result["failed"] and message in result["msg"]
+
+
+def test_empty_config_is_given_config():
+    # `config: []` is a list: overridden clears the table, merged only (re)writes persist_file.
+    result = run({"config": [], "state": "overridden"}, reads(BEFORE), check_mode=True)
+    assert result["commands"] == ["-D -t 10.0.0.100:80"]
+    assert not run({"config": []}, reads(BEFORE))["changed"]
