@@ -172,7 +172,9 @@ def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
         if vm_hosts:
             vm_ready = time.monotonic() - t_boot
     if errors:
-        raise LabError("lab hosts did not come up:\n" + "\n".join(errors))
+        raise LabError(
+            "lab hosts did not come up (`hakit-lab down` removes what was made):\n" + "\n".join(errors)
+        )
     return UpReport(
         hosts=len(lab.hosts),
         started=[h.name for h in vm_hosts + ns_hosts],
