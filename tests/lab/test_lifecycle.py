@@ -50,6 +50,16 @@ def test_down_after_up_was_killed_halfway(ns_inventory, base_image_cached):
     assert leftovers(inodes) == []
 
 
+def test_down_without_records_sweeps_by_prefix(ns_inventory, base_image_cached):
+    bring_up(ns_inventory)
+    inodes = lab_netns_inodes()
+    (paths.STATE / "lab.json").unlink()
+    for record in (paths.STATE / "power").iterdir():
+        record.unlink()
+    hakit_lab("down")
+    assert leftovers(inodes) == []
+
+
 def test_up_boots_what_is_not_running(ns_inventory, base_image_cached):
     bring_up(ns_inventory)
     # ns2 powered off by a fault, ns3's PID 1 killed behind the lab's back (its network is left over)
