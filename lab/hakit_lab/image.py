@@ -68,7 +68,7 @@ PACKAGES = (
 # Bump when the rootfs configuration below changes (the cache key covers it).
 ROOTFS_CONFIG_VERSION = 2
 # Bump when the VM image configuration (modules, initramfs, guest boot scripts) changes.
-VM_CONFIG_VERSION = 2
+VM_CONFIG_VERSION = 4
 VM_DISK_SIZE = "4G"
 KERNEL_META_PACKAGE = "linux-image-amd64"
 
@@ -627,24 +627,24 @@ WantedBy=sysinit.target
 IFUPDOWN_PRE_DROPIN = """\
 [Service]
 ExecStart=
-ExecStart=/bin/sh -c 'for n in $(cat /run/hakit-lab/nics 2>/dev/null); do udevadm wait --timeout=60 /sys/class/net/$n || true; done'
+ExecStart=/bin/sh -c 'for n in $(cat /run/hakit-lab/nics 2>/dev/null); do udevadm wait --timeout=600 /sys/class/net/$n || true; done'
 """
 
 # mgmt0 lives outside /etc/network/interfaces, so a role rewriting that file (or `ifdown -a`)
-# never cuts the controller off.
+# never cuts the controller off. The unit waits for udev to have named the NIC itself: a
+# dependency on the device unit would time out (90 s) when a loaded controller makes the
+# guest's coldplug slow, and leave the VM unreachable.
 MGMT_UNIT = """\
 [Unit]
 Description=hakit-lab: management NIC mgmt0 (the controller's way in)
-Requires=sys-subsystem-net-devices-mgmt0.device
-After=sys-subsystem-net-devices-mgmt0.device hakit-lab-vm-setup.service
-Before=network.target ssh.service
-Wants=network.target
+After=hakit-lab-vm-setup.service systemd-udevd.service
 ConditionPathExists=/run/hakit-lab/mgmt-address
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'ip link set mgmt0 up && ip addr replace "$(cat /run/hakit-lab/mgmt-address)" brd + dev mgmt0'
+TimeoutStartSec=infinity
+ExecStart=/bin/sh -c 'until [ -e /sys/class/net/mgmt0 ]; do sleep 0.5; done; ip link set mgmt0 up && ip addr replace "$(cat /run/hakit-lab/mgmt-address)" brd + dev mgmt0'
 
 [Install]
 WantedBy=multi-user.target
