@@ -11,6 +11,9 @@ description:
   - Merges what each host's facts report (primary and secondary IPv4 addresses) with the addresses
     its C(network_interfaces) variable will configure, keyed by the host's C(uname -n). Alias
     interfaces (C(eth0:0)) count for their base device.
+  - Secondary addresses in the facts that are one of O(service_addresses) are left out: the node
+    holding the cluster's resources carries the service address there (IPaddr2 adds it), and it
+    is not the node's own.
   - Feeds P(hakit.cluster.heartbeat_vip_problems#filter).
 options:
   _input:
@@ -18,6 +21,11 @@ options:
     type: list
     elements: dict
     required: true
+  service_addresses:
+    description: The cluster's service addresses (VIPs), ignored among the facts' secondary addresses.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -37,8 +45,8 @@ from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import (
 )
 
 
-def node_addresses(hosts):
-    return _node_addresses(hosts)
+def node_addresses(hosts, service_addresses=None):
+    return _node_addresses(hosts, service_addresses)
 
 
 class FilterModule:

@@ -615,13 +615,16 @@ def config_problems(cfg):
     return problems
 
 
-def node_addresses(hosts):
+def node_addresses(hosts, service_addresses=None):
     """``{node name: {interface: [address/prefix, ...]}}`` from each host's facts and network_interfaces.
 
     ``hosts`` is a list of dicts with ``facts`` (ansible_facts), ``interfaces`` (network_interfaces) and
     optionally ``nodename`` (the name the host will have, else the facts' nodename).
     Inventory addresses count because the network role may create them later in the same run.
+    Secondary addresses in the facts that are one of ``service_addresses`` are left out: the node
+    holding the resources carries the VIP there, added by IPaddr2, and it is not the node's own.
     """
+    services = {str(a) for a in service_addresses or ()}
     result = {}
     for host in hosts or []:
         facts = host.get("facts") or {}
@@ -634,8 +637,10 @@ def node_addresses(hosts):
                 table.setdefault(str(iface["name"]).split(":")[0], []).append(str(iface["address"]))
         for name in facts.get("interfaces") or []:
             data = facts.get(str(name).replace("-", "_").replace(".", "_")) or facts.get(str(name)) or {}
-            entries = [data.get("ipv4"), *list(data.get("ipv4_secondaries") or [])]
-            for entry in entries:
+            secondaries = [
+                e for e in data.get("ipv4_secondaries") or [] if str(e.get("address")) not in services
+            ]
+            for entry in [data.get("ipv4"), *secondaries]:
                 if entry and entry.get("address") and entry.get("prefix"):
                     table.setdefault(str(name), []).append(f"{entry['address']}/{entry['prefix']}")
     return result

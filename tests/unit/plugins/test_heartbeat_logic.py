@@ -240,6 +240,32 @@ def test_node_addresses_merge_facts_and_inventory():
     }
 
 
+def test_the_vip_a_node_holds_is_not_its_own_address():
+    """The node holding the resources carries the VIP as a secondary: a second run must pass."""
+    holder = {
+        "facts": {
+            "nodename": "a",
+            "interfaces": ["eth0"],
+            "eth0": {
+                "ipv4": {"address": "192.168.2.5", "prefix": "24"},
+                "ipv4_secondaries": [{"address": "192.168.2.10", "prefix": "24"}],
+            },
+        },
+        "interfaces": [],
+    }
+    groups = [
+        {
+            "node": "a",
+            "resources": [{"type": "IPaddr2", "address": "192.168.2.10", "cidr": 24, "nic": "eth0"}],
+        }
+    ]
+    assert hb.node_addresses([holder], ["192.168.2.10"]) == {"a": {"eth0": ["192.168.2.5/24"]}}
+    assert hb.vip_problems(groups, hb.node_addresses([holder], ["192.168.2.10"])) == []
+    # A node's primary address or an inventory address is still its own.
+    clash = dict(holder, interfaces=[{"name": "eth0:0", "address": "192.168.2.10/24"}])
+    assert "own address" in hb.vip_problems(groups, hb.node_addresses([clash], ["192.168.2.10"]))[0]
+
+
 def test_config_problems_for_auth_and_logging():
     base = {
         "nodes": ["a", "b"],
