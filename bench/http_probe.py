@@ -2,7 +2,8 @@
 """Client-side HTTP probe, run inside a lab host (standard library only).
 
 Polls URL every INTERVAL seconds for at most DURATION seconds and writes one JSON line per
-request to stdout: {"t": wall-clock seconds, "ok": bool, "body": first line or error name}.
+request to stdout: {"t": wall-clock seconds, "ok": bool, "body": a line of the page or the error
+name}; the line is the first one containing --line (the first line if none does or no --line).
 It stops early once --stop-after consecutive answers contain --expect, if given. Wall-clock
 time is shared by every lab host and the controller (namespaces do not virtualise it), so the
 controller can line the samples up with the moment it injected a fault.
@@ -16,13 +17,14 @@ import time
 import urllib.parse
 
 
-def get(url: urllib.parse.SplitResult, timeout: float) -> tuple[bool, str]:
+def get(url: urllib.parse.SplitResult, timeout: float, line: str = "") -> tuple[bool, str]:
     conn = http.client.HTTPConnection(url.hostname, url.port or 80, timeout=timeout)
     try:
         conn.request("GET", url.path or "/", headers={"Connection": "close"})
         response = conn.getresponse()
-        body = response.read().decode(errors="replace").strip().splitlines()
-        return response.status == 200, body[0] if body else ""
+        lines = response.read().decode(errors="replace").strip().splitlines()
+        chosen = next((x for x in lines if line in x), lines[0]) if lines and line else (lines or [""])[0]
+        return response.status == 200, chosen.strip()
     except (OSError, http.client.HTTPException) as exc:
         return False, type(exc).__name__
     finally:
@@ -38,6 +40,7 @@ def main() -> int:
     parser.add_argument("--expect", help="stop after --stop-after answers in a row containing this")
     parser.add_argument("--not-before", type=float, default=0.0, help="ignore --expect before this wall time")
     parser.add_argument("--stop-after", type=int, default=5)
+    parser.add_argument("--line", default="", help="report the first line of the page containing this")
     args = parser.parse_args()
 
     url = urllib.parse.urlsplit(args.url)
@@ -46,7 +49,7 @@ def main() -> int:
     print(json.dumps({"ready": time.time()}), flush=True)
     while time.monotonic() - start < args.duration:
         began = time.monotonic()
-        ok, body = get(url, args.timeout)
+        ok, body = get(url, args.timeout, args.line)
         now = time.time()
         print(json.dumps({"t": round(now, 4), "ok": ok, "body": body}), flush=True)
         if args.expect and now >= args.not_before:
