@@ -25,7 +25,7 @@ from __future__ import annotations
 import ipaddress
 
 DEFAULT_SCHEDULER = "wlc"
-DEFAULT_PERSISTENT_TIMEOUT = 300  # ipvsadm -p without a value
+DEFAULT_PERSISTENT_TIMEOUT = 360  # what ipvsadm 1.31 sets for -p without a value (captured in the lab)
 MAX_PERSISTENT_TIMEOUT = 86400 * 31
 MAX_WEIGHT = 65535
 MAX_THRESHOLD = 2**31 - 1
@@ -350,8 +350,9 @@ def _real_from_rule(options, service, where):
 def parse_rules(text):
     """Parse ``ipvsadm -Sn`` output (or a rules file for ``ipvsadm -R``) into services.
 
-    Only -A and -a lines are read; '#' starts a comment as in ipvsadm's restore mode. The
-    thresholds, which ``ipvsadm -S`` does not print, stay 0 unless the lines carry -x/-y.
+    Only -A and -a lines are read. '#' starts a comment, as in the rules files Debian's init
+    script filters with ``grep -v "^#"`` (ipvsadm -R itself refuses comments). The thresholds,
+    which ``ipvsadm -S`` does not print, stay 0 unless the lines carry -x/-y.
     """
     services = {}
     for number, line in enumerate(text.splitlines(), 1):
@@ -567,11 +568,6 @@ def _check_real(real, service, where):
         raise IpvsError(
             "%s: %s is %s in an %s service; only forwarding ipip crosses address families"
             % (where, spec, _family(ip), service["family"])
-        )
-    if ip.is_loopback and real["forwarding"] != "gate":
-        raise IpvsError(
-            "%s: %s is on the director itself, which IPVS always forwards locally; "
-            "use forwarding gate" % (where, spec)
         )
     if (
         service["protocol"] != "fwmark"

@@ -113,8 +113,7 @@ options:
         suboptions:
           address:
             description:
-              - Address of the real server. A loopback address means the director itself and
-                needs O(config[].real_servers[].forwarding=gate).
+              - Address of the real server.
             type: str
             required: true
           port:
@@ -177,14 +176,14 @@ options:
   persist_file:
     description:
       - Also write the resulting table to this file as C(ipvsadm -R) input, including the
-        thresholds that C(ipvsadm -Sn) leaves out, so it can be restored at boot (on Debian
-        C(/etc/ipvsadm.rules), read by the C(ipvsadm) service when C(AUTO=true) in C(/etc/default/ipvsadm)).
+        thresholds that C(ipvsadm -Sn) leaves out, so it can be restored at boot. On Debian use
+        C(/etc/ipvsadm.rules), which C(/etc/init.d/ipvsadm) loads when C(AUTO="true") is set in
+        C(/etc/default/ipvsadm).
+      - The file starts with one C(#) comment line, as Debian's own file does; C(ipvsadm -R)
+        refuses comments, so load it the way the init script does, C(grep -v '^#' FILE | ipvsadm -R).
       - The file is rewritten only when its content differs; a new file gets mode 0644.
     type: path
 notes:
-  - A real server whose address is local to the director (the fallback server of ldirectord, for
-    example) is always forwarded locally by the kernel and reads back as V(gate); declare it with
-    O(config[].real_servers[].forwarding=gate); otherwise the module fails when it reads the table back.
   - Do not manage with this module the services that ldirectord or keepalived manage; they set
     weights themselves and the two would undo each other's changes.
   - The table is read with two commands; a change made by another program between them may show
@@ -374,8 +373,11 @@ from ansible_collections.hakit.cluster.plugins.module_utils._ipvs import (
 )
 from ansible_collections.hakit.cluster.plugins.module_utils._runner import CommandRunner
 
+# Debian's /etc/init.d/ipvsadm loads the file with `grep -v "^#" FILE | ipvsadm -R`: ipvsadm -R
+# itself refuses comment lines, and past a bare "ipvsadm" word it parses the rest of a comment as
+# options. So the header is one '#' line at column 0 with no such word and no option-like token.
 PERSIST_HEADER = (
-    "# IPVS table written by hakit.cluster.ipvs; load it with: ipvsadm -C; ipvsadm -R < this file\n"
+    "# ipvsadm.rules: IPVS table written by hakit.cluster.ipvs, loaded at boot by /etc/init.d/ipvsadm\n"
 )
 
 REAL_SERVER_OPTIONS = dict(
