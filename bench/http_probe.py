@@ -12,6 +12,7 @@ controller can line the samples up with the moment it injected a fault.
 import argparse
 import http.client
 import json
+import os
 import sys
 import time
 import urllib.parse
@@ -46,7 +47,8 @@ def main() -> int:
     url = urllib.parse.urlsplit(args.url)
     start = time.monotonic()
     streak = 0
-    print(json.dumps({"ready": time.time()}), flush=True)
+    # The pid lets the controller end the probe early (`kill PID` inside the host).
+    print(json.dumps({"ready": time.time(), "pid": os.getpid()}), flush=True)
     while time.monotonic() - start < args.duration:
         began = time.monotonic()
         ok, body = get(url, args.timeout, args.line)

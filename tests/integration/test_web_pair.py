@@ -1,0 +1,180 @@
+"""The web pair's failure cases on the lab, each its own test: break something, then check from the
+client (through the service address) and with heartbeat's own tools on the nodes that the pair did
+the right thing.
+
+molecule/web_pair converges the lab inventory (inventory/lab/web_pair) twice and verifies the
+healthy pair. These tests converge the same inventory once for the module; every test that breaks
+something first restores the healthy pair (node1 active, node2 standby, nothing broken). The lab
+and the roles are driven as a user would: hakit-lab for faults, ansible-playbook for the roles,
+bench/http_probe.py polling the service address every 100 ms inside the client (bench/webpair.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import outage
+import pytest
+import webpair
+import yaml
+
+pytestmark = pytest.mark.lab
+
+BAD_INVENTORIES = yaml.safe_load(
+    (Path(__file__).resolve().parents[1] / "unit" / "web_pair" / "bad_inventories.yml").read_text()
+)
+# Takeovers must happen within this; the defaults measure 1-2 s, ipfail about 4 s.
+TAKEOVER_BOUND = 20.0
+# How long a case that must move nothing keeps watching after its fault took effect. Heartbeat
+# would take over one deadtime (0.5 s) after it noticed the fault.
+QUIET_WATCH = 3.0
+# Longest run of failed requests that is not an outage (see served_only_by).
+HICCUP = 1.0
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """The lab's web pair, converged once; torn down after the module."""
+    missing = [tool for tool in ("ip", "nft", "nsenter", "debootstrap", "ssh") if shutil.which(tool) is None]
+    if os.geteuid() != 0 or missing:
+        pytest.skip(f"the lab needs root and {', '.join(missing) or 'its tools'}")
+    webpair.up()
+    try:
+        webpair.converged()
+        yield
+    finally:
+        webpair.down()
+
+
+@pytest.fixture
+def healthy(pair):
+    webpair.restore()
+
+
+def seen_while(action: Callable[[], object]) -> list[dict]:
+    """The client's samples of the service address while `action` ran and QUIET_WATCH s after."""
+    probe = webpair.Probe(duration=1800)
+    try:
+        action()
+    finally:
+        samples = probe.stop()
+    return samples + webpair.Probe(duration=QUIET_WATCH).samples()
+
+
+def served_only_by(node: str, samples: list[dict]) -> str:
+    """Why the samples do not show `node` alone serving, without an outage; '' if they do.
+
+    A request may time out (0.3 s) when the machine stalls; that is no failover, so failed runs
+    shorter than HICCUP are let pass. A takeover answers from the other node after a longer gap.
+    """
+    counts = webpair.answers(samples)
+    longest = outage.measure(samples, samples[0]["t"], node).longest_gap_s if samples else 0.0
+    failed = [f"{s['t'] - samples[0]['t']:.2f} s {s['body']}" for s in samples if not s["ok"]]
+    if set(counts) - {node, "failed"} or longest >= HICCUP:
+        return f"the client saw {counts}, longest gap {longest} s; failed: {failed}"
+    return ""
+
+
+def hb(node: str, command: str) -> str:
+    return webpair.sh(node, f"cl_status {command}").stdout.strip()
+
+
+def test_node2_serves_when_node1_loses_power(healthy):
+    measured, samples = webpair.power_off_active("node1", bound=TAKEOVER_BOUND)
+    assert measured.to_expected_s is not None, f"node2 never answered: {webpair.answers(samples)}"
+    print(
+        f"node2 answered {measured.to_expected_s} s after node1 lost power (gap {measured.longest_gap_s} s)"
+    )
+    assert webpair.holders() == ["node2"]
+    assert hb("node2", "rscstatus") == "all"
+    assert hb("node2", "nodestatus node1") == "dead"
+
+
+def test_node1_returns_as_standby_with_auto_failback_off(healthy):
+    measured, _ = webpair.power_off_active("node1", bound=TAKEOVER_BOUND)
+    assert measured.to_expected_s is not None
+    # Heartbeat starts at boot; node1 rejoins and leaves the resources where they are.
+    problem = served_only_by("node2", seen_while(lambda: webpair.boot("node1")))
+    assert not problem, f"while node1 rejoined {problem}"
+    state = webpair.pair_state()
+    assert webpair.settled("node2", state), webpair.describe(state)
+
+
+def test_ipfail_moves_the_resources_when_node1_loses_its_ping_node(healthy):
+    # node1 and the gateway stop hearing each other, while node1 keeps both heartbeat links to
+    # node2 and the client still reaches node1: only ipfail can move the resources.
+    measured, samples = webpair.fault_under_probe(
+        ("partition", "node1", webpair.GATEWAY), expect="node2", bound=TAKEOVER_BOUND
+    )
+    assert measured.to_expected_s is not None, f"node2 never answered: {webpair.answers(samples)}"
+    print(f"node2 answered {measured.to_expected_s} s after node1 lost its ping node")
+    webpair.wait_for("node2 active, node1 standby", lambda: webpair.settled("node2"), 30)
+    assert hb("node1", f"nodestatus {webpair.PING_NODE}") == "dead"
+    assert hb("node2", f"nodestatus {webpair.PING_NODE}") == "ping"
+    assert [hb("node2", f"hblinkstatus node1 {link}") for link in ("eth0", "eth1")] == ["up", "up"]
+
+
+def test_losing_one_of_two_heartbeat_media_moves_nothing(healthy):
+    def cut_eth1():
+        webpair.lab("fault", "link-down", "node1", "eth1")
+        webpair.wait_for(
+            "node2 declaring node1's eth1 link dead",
+            lambda: hb("node2", "hblinkstatus node1 eth1") == "dead",
+            10,
+        )
+
+    problem = served_only_by("node1", seen_while(cut_eth1))
+    assert not problem, f"with node1's eth1 cut {problem}"
+    state = webpair.pair_state()
+    assert webpair.settled("node1", state), webpair.describe(state)
+    assert hb("node2", "hblinkstatus node1 eth0") == "up"
+
+
+@pytest.mark.parametrize(
+    "case", ["deadtime_not_above_twice_keepalive", "vip_outside_interface_subnet", "secret_missing"]
+)
+def test_a_bad_inventory_changes_nothing_on_the_lab_hosts(pair, case, tmp_path):
+    bad = BAD_INVENTORIES[case]
+    overlay = tmp_path / "bad.yml"
+    overlay.write_text(yaml.safe_dump({"all": {"children": {"web_pair": {"vars": bad.get("vars", {})}}}}))
+    before = {node: webpair.snapshot(node) for node in webpair.NODES}
+    result = webpair.converge(bad.get("extra_vars"), inventories=(overlay,))
+    after = {node: webpair.snapshot(node) for node in webpair.NODES}
+    output = " ".join(result.stdout.split())
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "PLAY [Validate the web pair on every node before anything changes]" in output
+    assert "PLAY [Converge the web pair one node at a time]" not in output
+    assert not re.search(r"^changed: \[", result.stdout, re.MULTILINE)
+    for text in bad["expect"]:
+        assert " ".join(text.split()) in output, result.stdout[-3000:]
+    assert after == before
+
+
+def test_node1_takes_the_resources_back_with_auto_failback_on(healthy):
+    measured, _ = webpair.power_off_active("node1", bound=TAKEOVER_BOUND)
+    assert measured.to_expected_s is not None
+    webpair.boot("node1")
+    # Turning auto_failback on reloads heartbeat on each node in turn. That must not move the
+    # resources, which now sit on node2, the node that is not the preferred one.
+    results = []
+    samples = seen_while(lambda: results.append(webpair.converge({"heartbeat_auto_failback": True})))
+    assert results[0].returncode == 0, results[0].stdout[-3000:]
+    reloads = re.findall(
+        r"RUNNING HANDLER \[hakit\.cluster\.heartbeat : Reload heartbeat\] \**\nchanged: \[(\w+)\]",
+        results[0].stdout,
+    )
+    assert reloads == ["node1", "node2"], "heartbeat was not reloaded on each node"
+    problem = served_only_by("node2", samples)
+    assert not problem, f"while auto_failback was turned on {problem}"
+    for node in webpair.NODES:
+        assert webpair.sh(node, "grep -x 'auto_failback on' /etc/ha.d/ha.cf").returncode == 0
+    # node1 comes back from a power cut: now the resources return to it.
+    webpair.lab("fault", "poweroff", "node1")
+    measured, samples = webpair.fault_under_probe(("boot", "node1"), expect="node1", bound=60)
+    assert measured.to_expected_s is not None, f"node1 never took over: {webpair.answers(samples)}"
+    print(f"node1 served again {measured.to_expected_s} s after it was powered on")
+    webpair.wait_for("node1 active, node2 standby", lambda: webpair.settled("node1"), 30)
