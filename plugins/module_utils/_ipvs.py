@@ -22,7 +22,9 @@ runs each line as an ipvsadm command and does not clear the table first.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
+from collections import namedtuple
 
 DEFAULT_SCHEDULER = "wlc"
 DEFAULT_PERSISTENT_TIMEOUT = 360  # what ipvsadm 1.31 sets for -p without a value (captured in the lab)
@@ -118,13 +120,19 @@ class IpvsError(ValueError):
 # ---------------------------------------------------------------- addresses and names
 
 
-def _family(ip):
-    return "ipv6" if ip.version == 6 else "ipv4"
+Address = namedtuple("Address", ["text", "family", "key"])
 
 
-def _ip(text, where):
+@functools.lru_cache(maxsize=None)
+def _parse_address(text):
+    """An address in canonical text, its family and a sort key; each text is parsed once."""
+    ip = ipaddress.ip_address(text)
+    return Address(str(ip), "ipv6" if ip.version == 6 else "ipv4", (ip.version, int(ip)))
+
+
+def _address(text, where):
     try:
-        return ipaddress.ip_address(str(text).strip())
+        return _parse_address(str(text).strip())
     except ValueError:
         raise IpvsError(
             "%s: %r is not an IP address (ipvsadm -n prints numeric addresses)" % (where, text)
@@ -153,10 +161,10 @@ def split_host_port(text, where):
         host, port = text.split(":")
     else:
         host, port = text, None
-    ip = _ip(host, where)
+    address = _address(host, where).text
     if port is not None:
         port = _int(port, 0, 65535, where, "port")
-    return str(ip), port
+    return address, port
 
 
 def host_port(address, port):
@@ -230,13 +238,12 @@ def _service_sort_key(service):
     if service["protocol"] == "fwmark":
         where = (0, service["fwmark"])
     else:
-        where = (int(ipaddress.ip_address(service["address"])), service["port"])
+        where = (_parse_address(service["address"]).key[1], service["port"])
     return (_PROTOCOL_ORDER[service["protocol"]], service["family"], where)
 
 
 def _real_sort_key(real):
-    ip = ipaddress.ip_address(real["address"])
-    return (ip.version, int(ip), real["port"])
+    return (_parse_address(real["address"]).key, real["port"])
 
 
 def sort_table(services):
@@ -313,7 +320,7 @@ def _identity_from_rule(options, where):
         address, port = split_host_port(options["service"], where)
         if port is None:
             raise IpvsError("%s: virtual service %r has no port" % (where, options["service"]))
-        identity.update(address=address, port=port, family=_family(ipaddress.ip_address(address)))
+        identity.update(address=address, port=port, family=_parse_address(address).family)
     return identity
 
 
@@ -433,15 +440,21 @@ def _wanted_identity(entry, where):
         raise IpvsError("%s: fwmark needs protocol fwmark" % where)
     if entry.get("address") is None or entry.get("port") is None:
         raise IpvsError("%s: protocol %s needs address and port" % (where, protocol))
-    ip = _ip(entry["address"], where)
-    if family is not None and family != _family(ip):
-        raise IpvsError("%s: family %s does not match address %s" % (where, family, ip))
+    address = _address(entry["address"], where)
+    if family is not None and family != address.family:
+        raise IpvsError("%s: family %s does not match address %s" % (where, family, address.text))
     port = _int(entry["port"], 0, 65535, where, "port")
-    return {"protocol": protocol, "address": str(ip), "port": port, "fwmark": None, "family": _family(ip)}
+    return {
+        "protocol": protocol,
+        "address": address.text,
+        "port": port,
+        "fwmark": None,
+        "family": address.family,
+    }
 
 
 def _wanted_real(entry, service, where):
-    address = str(_ip(entry.get("address"), where))
+    address = _address(entry.get("address"), where).text
     port = entry.get("port")
     port = default_real_port(service) if port is None else _int(port, 0, 65535, where, "port")
     real = {"address": address, "port": port}
@@ -555,7 +568,7 @@ def _merge_real(base, wanted, service, where):
 
 def _check_real(real, service, where):
     spec = "real server %s of %s" % (real_spec(real), service_spec(service))
-    ip = ipaddress.ip_address(real["address"])
+    family = _parse_address(real["address"]).family
     _int(real["weight"], 0, MAX_WEIGHT, where, "weight")
     _int(real["u_threshold"], 0, MAX_THRESHOLD, where, "u_threshold")
     _int(real["l_threshold"], 0, MAX_THRESHOLD, where, "l_threshold")
@@ -564,10 +577,10 @@ def _check_real(real, service, where):
             "%s: l_threshold %d of %s is above its u_threshold %d (the kernel refuses it)"
             % (where, real["l_threshold"], spec, real["u_threshold"])
         )
-    if _family(ip) != service["family"] and real["forwarding"] != "ipip":
+    if family != service["family"] and real["forwarding"] != "ipip":
         raise IpvsError(
             "%s: %s is %s in an %s service; only forwarding ipip crosses address families"
-            % (where, spec, _family(ip), service["family"])
+            % (where, spec, family, service["family"])
         )
     if (
         service["protocol"] != "fwmark"
@@ -697,6 +710,7 @@ def _real_attrs(real):
 def plan(current, after):
     """Lines for one ``ipvsadm -R`` batch that turn ``current`` into ``after``; [] when equal.
 
+    Lines follow the order of the tables (``read_table`` and ``reconcile`` sort them).
     Existing services and real servers are edited in place (-E/-e), never deleted and added
     again, so their connections and persistence templates survive a change of scheduler,
     persistence, weight, thresholds or forwarding method. Make before break: additions come
@@ -704,7 +718,7 @@ def plan(current, after):
     """
     before = {service_spec(s): s for s in current}
     add_services, edit_services, add_reals, edit_reals, del_reals, del_services = [], [], [], [], [], []
-    for service in sort_table(after):
+    for service in after:
         spec = service_spec(service)
         old = before.get(spec)
         if old is None:
@@ -726,7 +740,7 @@ def plan(current, after):
             if real_spec(real) not in new_reals:
                 del_reals.append("-d %s -r %s" % (spec, real_spec(real)))
     after_specs = {service_spec(s) for s in after}
-    for service in sort_table(current):
+    for service in current:
         if service_spec(service) not in after_specs:
             del_services.append("-D %s" % service_spec(service))
     return add_services + edit_services + add_reals + edit_reals + del_reals + del_services

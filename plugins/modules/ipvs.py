@@ -314,7 +314,7 @@ before:
 after:
   description:
     - The table after the change, read back from the kernel (predicted in check mode), in the format of O(config).
-  returned: when O(state) is V(merged), V(replaced), V(overridden) or V(deleted)
+  returned: when changed
   type: list
   elements: dict
   sample: []
@@ -510,23 +510,20 @@ def main():
                 )
             after = actual
 
-    diffs = [
-        dict(
-            before_header="ipvs table",
-            after_header="ipvs table",
-            before=render_rules(before),
-            after=render_rules(after),
-        )
-    ]
+    changed = bool(commands)
+    output = dict(commands=commands, before=before)
+    diffs = []
     if module.params["persist_file"]:
         file_diff = persist(module, module.params["persist_file"], after)
         if file_diff:
+            changed = True
             diffs.append(file_diff)
-    changed = bool(commands) or len(diffs) > 1
-    output = dict(changed=changed, commands=commands, before=before, after=after)
+    if changed:
+        output["after"] = after
     if module._diff:
-        output["diff"] = diffs
-    module.exit_json(**output)
+        table_diff = dict(before=render_rules(before), after=render_rules(after))
+        output["diff"] = [dict(table_diff, before_header="ipvs table", after_header="ipvs table"), *diffs]
+    module.exit_json(changed=changed, **output)
 
 
 if __name__ == "__main__":

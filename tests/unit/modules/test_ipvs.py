@@ -111,6 +111,7 @@ def test_merged_applies_one_batch_then_checks_the_table():
 def test_second_run_reads_and_does_nothing():
     result = run({"config": ADD_ONE}, reads(AFTER))
     assert not result["changed"] and result["commands"] == []
+    assert len(result["before"][0]["real_servers"]) == 3 and "after" not in result
 
 
 def test_check_mode_predicts_without_running_the_batch():
