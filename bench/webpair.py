@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "state":
         print(_state_table())
     elif args.command == "serve":
-        print(f"http://{VIP}/ from {CLIENT}: {served_by()}")
+        print(f"http://{VIP}/ from {CLIENT}: {re.sub(r'<[^>]*>', '', served_by())}")
     elif args.command == "failover":
         measured, samples = power_off_active(args.node)
         counts = answers(samples)
