@@ -11,7 +11,7 @@ description:
   - Merges what each host's facts report (primary and secondary IPv4 addresses) with the addresses
     its C(network_interfaces) variable will configure, keyed by the host's C(uname -n). Alias
     interfaces (C(eth0:0)) count for their base device.
-  - Secondary addresses in the facts that are one of O(service_addresses) are left out: the node
+  - Secondary addresses in the facts that are one of O(service_addresses) are left out, because the node
     holding the cluster's resources carries the service address there (IPaddr2 adds it), and it
     is not the node's own.
   - Feeds P(hakit.cluster.heartbeat_vip_problems#filter).

@@ -359,7 +359,7 @@ def vip_problems(groups, node_addresses, var="heartbeat_resource_groups"):
                 continue
             where = _where(gi, ri, var)
             nic = str(res.get("nic") or "")
-            base = nic.split(":")[0]
+            base = nic.split(":", maxsplit=1)[0]
             for node, interfaces in sorted((node_addresses or {}).items()):
                 problems += _vip_on_node(vip, res.get("cidr"), base, nic, node, interfaces or {}, where)
     return problems
@@ -380,7 +380,7 @@ def _vip_on_node(vip, cidr, base, nic, node, interfaces, where):
             return [
                 f"{where}.address {vip} is node {node}'s own address on {iface}: a service IP must be unused"
             ]
-    candidates = [(i, n) for i, n in networks if i.split(":")[0] == base] if base else networks
+    candidates = [(i, n) for i, n in networks if i.split(":", maxsplit=1)[0] == base] if base else networks
     holding = [(i, n) for i, n in candidates if vip in n.network and n.network.prefixlen < 32]
     if not holding:
         have = ", ".join(f"{i} {n}" for i, n in (candidates or networks))
@@ -634,7 +634,9 @@ def node_addresses(hosts, service_addresses=None):
         table = result.setdefault(str(node), {})
         for iface in host.get("interfaces") or []:
             if iface.get("address"):
-                table.setdefault(str(iface["name"]).split(":")[0], []).append(str(iface["address"]))
+                table.setdefault(str(iface["name"]).split(":", maxsplit=1)[0], []).append(
+                    str(iface["address"])
+                )
         for name in facts.get("interfaces") or []:
             data = facts.get(str(name).replace("-", "_").replace(".", "_")) or facts.get(str(name)) or {}
             secondaries = [

@@ -152,7 +152,7 @@ def problems(interfaces, protected=(), allow_protected=False, var="network_inter
         if name in seen_names:
             result.append(f"{where}.name {name} is already {seen_names[name]}: list each interface once")
         seen_names[name] = where
-        base = name.split(":")[0]
+        base = name.split(":", maxsplit=1)[0]
         if (name in protected or base in protected) and not allow_protected:
             result.append(
                 f"{where}.name {name} is the interface Ansible connects through (or is in "
@@ -230,7 +230,10 @@ def sysctl_settings(ip_forward=None, arp_ignore=None, arp_announce=None, extra=N
     for name, table in (("arp_ignore", arp_ignore), ("arp_announce", arp_announce)):
         for iface in sorted(table or {}, key=lambda i: (i != "all", i != "default", i)):
             settings.append(
-                [sysctl_key(("net", "ipv4", "conf", iface.split(":")[0], name)), str(table[iface])]
+                [
+                    sysctl_key(("net", "ipv4", "conf", iface.split(":", maxsplit=1)[0], name)),
+                    str(table[iface]),
+                ]
             )
     for key, value in sorted((extra or {}).items()):
         settings.append([str(key), str(value)])
