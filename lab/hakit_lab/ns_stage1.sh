@@ -8,11 +8,12 @@
 # pivots into that root and hands PID 1 to tini, which runs the host's init (ns_init.sh, copied
 # to /run/hakit-lab/init).
 #
-# usage: ns_stage1.sh NAME HOSTDIR LOWER
+# usage: ns_stage1.sh NAME HOSTDIR LOWER ROOT_SOURCE
 #   HOSTDIR holds upper/ work/ root/ and boot/ (the init and its inputs, written by nshost.py)
+#   ROOT_SOURCE names the overlay mount (`down` finds a host's processes by it)
 set -eu
 
-name=$1 hostdir=$2 lower=$3
+name=$1 hostdir=$2 lower=$3 root_source=$4
 R=$hostdir/root
 
 fail() {
@@ -26,7 +27,7 @@ fail() {
 # Nothing mounted from here on propagates back to the machine.
 mount --make-rprivate /
 mkdir -p "$hostdir/upper" "$hostdir/work" "$R"
-mount -t overlay "hkl-root-$name" -o "lowerdir=$lower,upperdir=$hostdir/upper,workdir=$hostdir/work" "$R"
+mount -t overlay "$root_source" -o "lowerdir=$lower,upperdir=$hostdir/upper,workdir=$hostdir/work" "$R"
 
 # /proc of the host's own PID namespace. /proc/sys is read-only except net/, which belongs to the
 # host's network namespace: a role's sysctl (ip_forward, arp_ignore) works, nothing reaches the

@@ -198,7 +198,8 @@ def _exec_stage1(host: model.Host, hdir: Path, lower: Path) -> None:
         os.dup2(log, 2)
         os.closerange(3, 65536)
         os.chdir("/")
-        os.execve("/bin/sh", ["/bin/sh", str(STAGE1), host.name, str(hdir), str(lower)], BOOT_ENV)
+        argv = ["/bin/sh", str(STAGE1), host.name, str(hdir), str(lower), f"{ROOT_MOUNT_PREFIX}{host.name}"]
+        os.execve(argv[0], argv, BOOT_ENV)
     finally:
         os._exit(127)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hakit_lab import inventory, model, paths
+from hakit_lab import inventory, model, nshost, paths
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = Path(__file__).parent / "inventory" / "hosts.yml"
@@ -164,7 +164,7 @@ def leftovers(netns_inodes: set[int]) -> list[str]:
                 continue
             if os.stat(proc / "ns" / "net").st_ino in netns_inodes:
                 found.append(f"process {proc.name} in a lab network namespace")
-            elif " - overlay hkl-root-" in (proc / "mountinfo").read_text():
+            elif f" - overlay {nshost.ROOT_MOUNT_PREFIX}" in (proc / "mountinfo").read_text():
                 found.append(f"process {proc.name} on an ns host's root")
         except OSError:
             continue
