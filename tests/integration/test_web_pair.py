@@ -41,7 +41,7 @@ def pair():
     """The lab's web pair, converged once; torn down after the module."""
     missing = [tool for tool in ("ip", "nft", "nsenter", "debootstrap", "ssh") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
-        pytest.skip(f"the lab needs root and {', '.join(missing) or 'its tools'}")
+        pytest.skip(f"the lab needs root{' and ' + ', '.join(missing) if missing else ''}")
     webpair.up()
     try:
         webpair.converged()
@@ -71,8 +71,10 @@ def served_only_by(node: str, samples: list[dict]) -> str:
     A request may time out (0.3 s) when the machine stalls; that is no failover, so failed runs
     shorter than HICCUP are let pass. A takeover answers from the other node after a longer gap.
     """
+    if not samples:
+        return "the client got no sample at all"
     counts = webpair.answers(samples)
-    longest = outage.measure(samples, samples[0]["t"], node).longest_gap_s if samples else 0.0
+    longest = outage.measure(samples, samples[0]["t"], node).longest_gap_s
     failed = [f"{s['t'] - samples[0]['t']:.2f} s {s['body']}" for s in samples if not s["ok"]]
     if set(counts) - {node, "failed"} or longest >= HICCUP:
         return f"the client saw {counts}, longest gap {longest} s; failed: {failed}"
