@@ -18,14 +18,36 @@ Group/all variables:
 Every host gets a management NIC `mgmt0` (address = ansible_host) on the management
 bridge, which the controller (the machine's root namespace) joins as `hkl-ctl`. Topology
 faults never touch it, so the controller can always reach a powered-on host.
+
+Several labs can run on one machine side by side: each sets HAKIT_LAB_PREFIX (three characters,
+default `hkl`; every namespace, bridge, veth, VM and the state directory carry it) and uses an
+inventory with its own `lab_mgmt_subnet` (the only network the root namespace sees).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import re
 from dataclasses import dataclass, field
 
-PREFIX = "hkl"
+DEFAULT_PREFIX = "hkl"
+PREFIX_RULE = re.compile(r"[a-z][a-z0-9]{2}")
+
+
+def _prefix() -> str:
+    value = os.environ.get("HAKIT_LAB_PREFIX", DEFAULT_PREFIX)
+    if not PREFIX_RULE.fullmatch(value):
+        # Three characters keep every derived link name within IFNAMSIZ and no prefix a prefix
+        # of another, so one lab's `down` never sweeps another lab's namespaces.
+        raise SystemExit(
+            f"HAKIT_LAB_PREFIX={value!r} is not a lab prefix: use three characters, a lowercase letter "
+            f"then lowercase letters or digits (e.g. hkd), or unset it for the default {DEFAULT_PREFIX!r}"
+        )
+    return value
+
+
+PREFIX = _prefix()
 SWITCH_NS = f"{PREFIX}-sw"
 MGMT_NETWORK = "mgmt"
 CONTROLLER_LINK = f"{PREFIX}-ctl"

@@ -18,6 +18,7 @@ down and without addresses: the host's own boot brings them up from /etc/network
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable
 
@@ -74,8 +75,31 @@ def bridge_of(lab: model.Lab, network: str) -> str:
 # -- the switch and the controller ---------------------------------------------------------------
 
 
+def refuse_taken_subnet(lab: model.Lab) -> None:
+    """Another link (another lab's controller, or a real network) already routes the mgmt subnet."""
+    proc = run(["ip", "-j", "-4", "route", "show", "table", "all"], check=False)
+    for route in json.loads(proc.stdout or "[]"):
+        dst = route.get("dst", "")
+        if "/" not in dst and dst != "default":
+            dst += "/32"
+        if dst == "default" or route.get("dev") == model.CONTROLLER_LINK:
+            continue
+        try:
+            other = ipaddress.IPv4Network(dst, strict=False)
+        except ValueError:
+            continue
+        if route.get("type", "unicast") in ("unicast",) and other.overlaps(lab.mgmt.subnet):
+            raise model.LabError(
+                f"lab_mgmt_subnet {lab.mgmt.subnet} overlaps {other} on {route.get('dev')} in this machine's "
+                "routing table (another lab, or a real network); give the inventory another lab_mgmt_subnet, "
+                f"or use that lab's HAKIT_LAB_PREFIX (this lab's is {model.PREFIX!r})"
+            )
+
+
 def ensure_switch(lab: model.Lab) -> None:
     """Switch namespace, bridges, controller link and guard; creates only what is missing."""
+    if model.CONTROLLER_LINK not in links():
+        refuse_taken_subnet(lab)
     if not netns_exists(SWITCH_NS):
         _new_netns(SWITCH_NS)
     present = links(SWITCH_NS)
@@ -269,7 +293,7 @@ def lab_netns() -> list[str]:
     """Every network namespace named with the lab's prefix."""
     proc = run(["ip", "netns", "list"], check=False)
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
-    return [n for n in names if n.startswith(model.PREFIX)]
+    return [n for n in names if n.startswith(f"{model.PREFIX}-")]
 
 
 def teardown() -> list[str]:
@@ -279,7 +303,7 @@ def teardown() -> list[str]:
     then host namespaces, then the switch with its bridges.
     """
     removed = []
-    root_links = [n for n in links() if n.startswith(model.PREFIX)]
+    root_links = [n for n in links() if n.startswith(f"{model.PREFIX}-")]
     ip_batch([f"link del {n}" for n in root_links], force=True)
     removed += root_links
     if netns_exists(SWITCH_NS):

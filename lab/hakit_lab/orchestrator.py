@@ -130,6 +130,8 @@ def up(inventory_path: str, timeout: float | None = None) -> UpReport:
                 f"a different lab is up (built from {recorded[1]}); run `hakit-lab down` first, "
                 f"then `hakit-lab up -i {inventory_path}`"
             )
+        if recorded is None:
+            net.refuse_taken_subnet(lab)  # before anything is recorded or made
         # Recorded before anything exists, so that `down` after a crash knows what to look for.
         state.save_lab(lab, str(Path(inventory_path).resolve()))
         return _up_locked(lab, t0, timeout)

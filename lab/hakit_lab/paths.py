@@ -10,7 +10,11 @@ import os
 from pathlib import Path
 
 CACHE = Path(os.environ.get("HAKIT_LAB_CACHE", "/var/cache/hakit-lab"))
-STATE = Path(os.environ.get("HAKIT_LAB_STATE", "/run/hakit-lab"))
+_PREFIX = os.environ.get("HAKIT_LAB_PREFIX", "hkl")
+# Each lab prefix has its own state directory, so labs with different prefixes never share records.
+STATE = Path(
+    os.environ.get("HAKIT_LAB_STATE", "/run/hakit-lab" if _PREFIX == "hkl" else f"/run/hakit-lab-{_PREFIX}")
+)
 
 SSH_KEY = CACHE / "ssh" / "id_ed25519"  # root's key on every lab host
 APT_CACHE = CACHE / "apt"  # the package proxy's cache of Debian's archive

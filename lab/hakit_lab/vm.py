@@ -162,7 +162,7 @@ def qemu_argv(lab: Lab, host: Host, img: image.VmImage) -> list[str]:
     argv = [
         QEMU,
         "-name",
-        f"{host.name},process=hkl-{host.name}",
+        f"{host.name},process={model.PREFIX}-{host.name}",
         "-accel",
         f"tcg,thread=multi,tb-size={TB_SIZE_MIB}",
         "-machine",

@@ -82,3 +82,61 @@ def test_a_different_lab_must_be_taken_down_first(ns_inventory, tmp_path, base_i
     refused = hakit_lab("up", "-i", str(other), check=False)
     assert refused.returncode == 1 and "run `hakit-lab down` first" in refused.stderr
     hakit_lab("down")
+
+
+def test_two_labs_side_by_side(ns_inventory, base_image_cached, tmp_path):
+    """A second prefix with its own management subnet runs beside the default lab; each `down` is its own."""
+    bring_up(ns_inventory)
+    other = tmp_path / "other.yml"
+    other.write_text(
+        "all:\n"
+        "  vars:\n"
+        "    lab_mgmt_subnet: 10.77.250.0/24\n"
+        "    lab_networks: {lan: {subnet: 10.77.251.0/24}}\n"
+        "  hosts:\n"
+        "    ns1:\n"
+        "      lab_kind: ns\n"
+        "      ansible_host: 10.77.250.11\n"
+        "      lab_interfaces: [{name: eth0, network: lan, address: 10.77.251.11/24}]\n"
+    )
+    env = {**cli_env(), "HAKIT_LAB_PREFIX": "hkq"}
+
+    def other_lab(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "hakit_lab", *args], env=env, capture_output=True, text=True, timeout=300
+        )
+
+    try:
+        # same management subnet as the running lab: refused, naming the link that has it
+        clash = subprocess.run(
+            [sys.executable, "-m", "hakit_lab", "up", "-i", str(ns_inventory)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert clash.returncode != 0
+        assert "lab_mgmt_subnet 10.77.0.0/24" in clash.stderr and "hkl-ctl" in clash.stderr
+        up = other_lab("up", "-i", str(other))
+        assert up.returncode == 0, up.stderr
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert "hkq-ns1" in names and "hkl-ns1" in names
+        assert other_lab("exec", "ns1", "--", "hostname").stdout.strip() == "ns1"
+        hakit_lab("down")
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert "hkq-ns1" in names and "hkl-ns1" not in names
+        assert other_lab("exec", "ns1", "--", "true").returncode == 0
+    finally:
+        other_lab("down")
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "hkq-" not in names
+
+
+def test_bad_prefix_is_refused():
+    bad = subprocess.run(
+        [sys.executable, "-m", "hakit_lab", "status"],
+        env={**cli_env(), "HAKIT_LAB_PREFIX": "HK-1"},
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and "HAKIT_LAB_PREFIX='HK-1'" in bad.stderr
