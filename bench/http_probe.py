@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Client-side HTTP probe, run inside a lab host (standard library only).
 
-Polls URL every INTERVAL seconds for at most DURATION seconds and writes one JSON line per
-request to stdout: {"t": wall-clock seconds, "ok": bool, "body": a line of the page or the error
-name}; the line is the first one containing --line (the first line if none does or no --line).
+Sends a request to URL every INTERVAL seconds for at most DURATION seconds, whether or not the
+earlier ones have been answered (a request to a dead address waits for its timeout, and a client
+that waited for it would poll less often exactly during an outage), and writes one JSON line per
+request to stdout when it completes: {"t": wall-clock seconds at completion, "sent": wall-clock
+seconds when it was sent, "ok": bool, "body": a line of the page or the error name}; the line is
+the first one containing --line (the first line if none does or no --line).
 It stops early once --stop-after consecutive answers contain --expect, if given. Wall-clock
 time is shared by every lab host and the controller (namespaces do not virtualise it), so the
 controller can line the samples up with the moment it injected a fault.
@@ -14,6 +17,7 @@ import http.client
 import json
 import os
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -46,19 +50,39 @@ def main() -> int:
 
     url = urllib.parse.urlsplit(args.url)
     start = time.monotonic()
+    done = threading.Event()
+    lock = threading.Lock()
     streak = 0
-    # The pid lets the controller end the probe early (`kill PID` inside the host).
-    print(json.dumps({"ready": time.time(), "pid": os.getpid()}), flush=True)
-    while time.monotonic() - start < args.duration:
-        began = time.monotonic()
+
+    def request() -> None:
+        nonlocal streak
+        sent = time.time()
         ok, body = get(url, args.timeout, args.line)
         now = time.time()
-        print(json.dumps({"t": round(now, 4), "ok": ok, "body": body}), flush=True)
-        if args.expect and now >= args.not_before:
-            streak = streak + 1 if ok and args.expect in body else 0
-            if streak >= args.stop_after:
-                break
-        time.sleep(max(0.0, args.interval - (time.monotonic() - began)))
+        with lock:
+            if done.is_set():
+                return
+            print(
+                json.dumps({"t": round(now, 4), "sent": round(sent, 4), "ok": ok, "body": body}), flush=True
+            )
+            if args.expect and now >= args.not_before:
+                streak = streak + 1 if ok and args.expect in body else 0
+                if streak >= args.stop_after:
+                    done.set()
+
+    # The pid lets the controller end the probe early (`kill PID` inside the host).
+    print(json.dumps({"ready": time.time(), "pid": os.getpid()}), flush=True)
+    workers = []
+    tick = 0
+    while not done.is_set() and time.monotonic() - start < args.duration:
+        worker = threading.Thread(target=request, daemon=True)
+        worker.start()
+        workers = [w for w in workers if w.is_alive()] + [worker]
+        tick += 1
+        done.wait(max(0.0, start + tick * args.interval - time.monotonic()))
+    for worker in workers:
+        worker.join(args.timeout + 1)
+    done.set()
     return 0
 
 

@@ -19,7 +19,7 @@ def measure(samples: list[dict], fault_at: float, expect: str) -> Outage:
     The gap runs from the last good answer before a failure (or the fault itself) to the next
     good answer; a failure that lasts to the end of the samples counts up to the last sample.
     """
-    after = [s for s in samples if "t" in s and s["t"] >= fault_at]
+    after = sorted((s for s in samples if "t" in s and s["t"] >= fault_at), key=lambda s: s["t"])
     first_expected = next((s["t"] for s in after if s["ok"] and expect in s["body"]), None)
     longest, last_good, failing, failed = 0.0, fault_at, False, 0
     for sample in after:

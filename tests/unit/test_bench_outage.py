@@ -39,3 +39,12 @@ def test_summary_reports_median_max_and_lost_trials():
     assert outage.summary([2.0, 1.0, 3.0]) == "2.00 / 3.00 s (n=3)"
     assert outage.summary([2.0, None]) == "2.00 / 2.00 s (n=1), 1 never recovered"
     assert outage.summary([None]) == "no recovery (n=1)"
+
+
+def test_overlapping_requests_are_taken_in_completion_order():
+    # http_probe does not wait for a request before sending the next: one that timed out
+    # completes after later ones that were answered by the node that took over.
+    samples = [s(10.05, True, "node1"), s(10.6, True, "node2"), s(10.4, False), s(10.7, True, "node2")]
+    result = outage.measure(samples, fault_at=10.0, expect="node2")
+    assert result.longest_gap_s == 0.55
+    assert result.failed_requests == 1
