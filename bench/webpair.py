@@ -53,6 +53,7 @@ else
 fi
 if ip -o -4 addr show dev eth0 | grep -q " inet $vip/"; then echo vip=yes; else echo vip=no; fi
 if pidof apache2 >/dev/null; then echo apache=running; else echo apache=stopped; fi
+if grep -qw apache2 /etc/ha.d/haresources 2>/dev/null; then echo apache_resource=yes; else echo apache_resource=no; fi
 """
 
 # What a converge may change on a node: configuration files, addresses and running daemons.
@@ -168,7 +169,8 @@ def powered() -> dict[str, bool]:
 
 def node_state(node: str) -> dict[str, str]:
     """{'heartbeat': running|stopped, 'resources': all|local|foreign|none|transition, 'peer':
-    active|up|dead|..., 'vip': yes|no, 'apache': running|stopped}; {'power': 'off'} if it is off."""
+    active|up|dead|..., 'vip': yes|no, 'apache': running|stopped, 'apache_resource': yes|no
+    (Apache is a heartbeat resource)}; {'power': 'off'} if it is off."""
     result = sh(node, STATE_SCRIPT, other(node), VIP)
     if result.returncode != 0:
         return {"power": "off"} if "powered off" in result.stderr else {"error": result.stderr.strip()}
@@ -187,8 +189,9 @@ def holders(state: dict[str, dict[str, str]] | None = None) -> list[str]:
 
 def settled(active: str, state: dict[str, dict[str, str]] | None = None) -> bool:
     """Both nodes run heartbeat, see each other and move nothing; `active` alone holds the
-    service address and runs Apache. (rscstatus alone cannot say it: with auto_failback on, a
-    node holding nothing reports 'local', as the preferred node holding the group does.)"""
+    service address and runs Apache, which the standby runs only when Apache is not a heartbeat
+    resource. (rscstatus alone cannot say it: with auto_failback on, a node holding nothing
+    reports 'local', as the preferred node holding the group does.)"""
     state = state or pair_state()
     a, b = state[active], state[other(active)]
     return (
@@ -196,7 +199,8 @@ def settled(active: str, state: dict[str, dict[str, str]] | None = None) -> bool
         and a.get("peer") == b.get("peer") == "active"
         and "transition" not in (a.get("resources"), b.get("resources"))
         and (a.get("vip"), b.get("vip")) == ("yes", "no")
-        and (a.get("apache"), b.get("apache")) == ("running", "stopped")
+        and a.get("apache") == "running"
+        and b.get("apache") == ("stopped" if b.get("apache_resource") == "yes" else "running")
     )
 
 
