@@ -28,7 +28,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest: no test selected by: $(1)"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help setup lint unit integration vm test demo bench bench-failover docs clean
+.PHONY: help setup lint unit integration vm test demo bench bench-failover bench-drbd docs clean
 
 help:
 	@echo "make setup        controller packages (apt) and the virtualenv .venv"
@@ -87,6 +87,10 @@ bench: bench-failover
 
 bench-failover: setup
 	$(BIN)/python bench/failover.py
+
+# DRBD figures on the file-server lab's VMs (needs HAKIT_LAB_PREFIX; hold /run/hakit-vm.lock).
+bench-drbd: setup
+	$(BIN)/python bench/drbd.py
 
 docs: setup
 	$(BIN)/python tools/role_docs.py
