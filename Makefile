@@ -88,6 +88,11 @@ bench: bench-failover
 bench-failover: setup
 	$(BIN)/python bench/failover.py
 
+# Uplink failover figures on the dual-uplink lab (inventory/lab/uplink): switch, DNS moved, back.
+.PHONY: bench-uplink
+bench-uplink: setup
+	$(BIN)/python bench/uplink.py
+
 docs: setup
 	$(BIN)/python tools/role_docs.py
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from web_pair import harness
 
 CASES = yaml.safe_load((Path(__file__).parent / "bad_inventories.yml").read_text())
