@@ -36,7 +36,11 @@ def internet():
 def test_the_daemon_runs_only_where_the_resources_are(node1, node2):
     assert node1.check_output("cl_status rscstatus") == "all"
     assert node1.check_output("/etc/init.d/hakit-uplink status") == "hakit-uplink is running"
-    assert node2.run("/etc/init.d/hakit-uplink status").rc == 3
+    standby = node2.run("/etc/init.d/hakit-uplink status")
+    why = node2.run(
+        "cl_status rscstatus; ip -4 -o addr show dev eth0; cat /var/log/hakit-uplink.log; tail -40 /var/log/ha-log"
+    )
+    assert standby.rc == 3, f"the daemon runs on the standby node2: {why.stdout}"
     state = json.loads(node1.file("/run/hakit-uplink.json").content_string)
     assert (state["active"], state["switches"]) == ("router1", 0)
     assert state["uplinks"]["router1"]["reachable"] and state["uplinks"]["router2"]["reachable"]
