@@ -28,7 +28,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest: no test selected by: $(1)"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help setup lint unit integration vm test demo bench bench-failover bench-drbd docs clean
+.PHONY: help setup lint unit integration vm test demo bench bench-failover bench-uplink bench-drbd docs clean
 
 help:
 	@echo "make setup        controller packages (apt) and the virtualenv .venv"
@@ -83,12 +83,16 @@ test: lint unit integration vm
 demo: setup
 	tools/demo.sh
 
-bench: bench-failover
+bench: bench-failover bench-uplink
 
 bench-failover: setup
 	$(BIN)/python bench/failover.py
 
-# DRBD figures on the file-server lab's VMs (needs HAKIT_LAB_PREFIX; hold /run/hakit-vm.lock).
+# Uplink failover figures on the dual-uplink lab (inventory/lab/uplink): switch, DNS moved, back.
+bench-uplink: setup
+	$(BIN)/python bench/uplink.py
+
+# DRBD figures on the file-server lab's VMs: not part of `make bench` until it has run once (issue 5).
 bench-drbd: setup
 	$(BIN)/python bench/drbd.py
 

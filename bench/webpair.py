@@ -209,16 +209,22 @@ def describe(state: dict[str, dict[str, str]] | None = None) -> str:
     return "; ".join(f"{node}: " + ", ".join(f"{k}={v}" for k, v in s.items()) for node, s in state.items())
 
 
-def wait_for(what: str, condition: Callable[[], object], timeout: float, interval: float = 0.2):
+def wait_for(
+    what: str,
+    condition: Callable[[], object],
+    timeout: float,
+    interval: float = 0.2,
+    state: Callable[[], str] | None = None,
+):
     """Poll `condition` until it returns something true; returns that. On timeout raises
-    TimeoutError naming `what` and the pair's state then."""
+    TimeoutError naming `what` and the pair's state then (or what `state` says)."""
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:g} s; {describe()}")
+            raise TimeoutError(f"{what}: not within {timeout:g} s; {(state or describe)()}")
         time.sleep(interval)
 
 
@@ -231,7 +237,8 @@ def snapshot(host: str) -> str:
 
 
 class Probe:
-    """bench/http_probe.py polling the service address from the client, every `interval` s.
+    """bench/http_probe.py polling the service address from the client, every `interval` s (or
+    `url` from `host`, reporting the page's first line containing `line`).
 
     Starts polling before the constructor returns. It ends by itself after `duration` s, or after
     `stop_after` answers in a row from `expect` (only those later than `not_before`, wall time).
@@ -245,34 +252,26 @@ class Probe:
         stop_after: int = 5,
         interval: float = 0.1,
         timeout: float = 0.3,
+        host: str = CLIENT,
+        url: str = URL,
+        line: str = "served-by",
     ):
-        argv = [
-            sys.executable,
-            "-m",
-            "hakit_lab",
-            "exec",
-            CLIENT,
-            "--",
-            "python3",
-            "-",
-            URL,
-            "--line",
-            "served-by",
-        ]
+        argv = [sys.executable, "-m", "hakit_lab", "exec", host, "--", "python3", "-", url, "--line", line]
         argv += ["--interval", str(interval), "--duration", str(duration), "--timeout", str(timeout)]
         if expect:
             argv += ["--expect", expect, "--not-before", str(not_before), "--stop-after", str(stop_after)]
         self.duration = duration
+        self.host = host
         with open(PROBE, "rb") as script:
             self.proc = subprocess.Popen(
                 argv, env=_env(), stdin=script, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline() if ready else ""
-        if '"ready"' not in line:
+        ready_line = self.proc.stdout.readline() if ready else ""
+        if '"ready"' not in ready_line:
             self.proc.kill()
-            raise LabFailure(f"the probe in {CLIENT} did not start: {line}{self.proc.stderr.read()}")
-        self.pid = json.loads(line)["pid"]  # in the client's PID namespace
+            raise LabFailure(f"the probe in {host} did not start: {ready_line}{self.proc.stderr.read()}")
+        self.pid = json.loads(ready_line)["pid"]  # in the host's PID namespace
 
     def samples(self) -> list[dict]:
         """Wait for the probe to end (bounded by its duration) and return its samples."""
@@ -282,13 +281,13 @@ class Probe:
             self.proc.kill()
             out, err = self.proc.communicate()
         if self.proc.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
-            raise LabFailure(f"the probe in {CLIENT} failed ({self.proc.returncode}): {err.strip()}")
+            raise LabFailure(f"the probe in {self.host} failed ({self.proc.returncode}): {err.strip()}")
         return self._parse(out)
 
     def stop(self) -> list[dict]:
         """End the probe now and return what it saw."""
         if self.proc.poll() is None:
-            sh(CLIENT, f"kill {self.pid}")
+            sh(self.host, f"kill {self.pid}")
         return self.samples()
 
     @staticmethod
