@@ -241,17 +241,20 @@ class Probe:
         stop_after: int = 5,
         interval: float = 0.1,
         timeout: float = 0.3,
+        url: str = URL,
+        client: str = CLIENT,
     ):
+        self.client = client
         argv = [
             sys.executable,
             "-m",
             "hakit_lab",
             "exec",
-            CLIENT,
+            client,
             "--",
             "python3",
             "-",
-            URL,
+            url,
             "--line",
             "served-by",
         ]
@@ -267,7 +270,7 @@ class Probe:
         line = self.proc.stdout.readline() if ready else ""
         if '"ready"' not in line:
             self.proc.kill()
-            raise LabFailure(f"the probe in {CLIENT} did not start: {line}{self.proc.stderr.read()}")
+            raise LabFailure(f"the probe in {client} did not start: {line}{self.proc.stderr.read()}")
         self.pid = json.loads(line)["pid"]  # in the client's PID namespace
 
     def samples(self) -> list[dict]:
@@ -278,13 +281,13 @@ class Probe:
             self.proc.kill()
             out, err = self.proc.communicate()
         if self.proc.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
-            raise LabFailure(f"the probe in {CLIENT} failed ({self.proc.returncode}): {err.strip()}")
+            raise LabFailure(f"the probe in {self.client} failed ({self.proc.returncode}): {err.strip()}")
         return self._parse(out)
 
     def stop(self) -> list[dict]:
         """End the probe now and return what it saw."""
         if self.proc.poll() is None:
-            sh(CLIENT, f"kill {self.pid}")
+            sh(self.client, f"kill {self.pid}")
         return self.samples()
 
     @staticmethod
