@@ -94,3 +94,7 @@ docs: setup
 clean:
 	-[ -x $(BIN)/hakit-lab ] && $(BIN)/hakit-lab down
 	rm -rf build .cache/ansible .pytest_cache .ruff_cache *.tar.gz
+
+.PHONY: bench-lvs
+bench-lvs: setup
+	HAKIT_LAB_PREFIX=$${HAKIT_LAB_PREFIX:-hkv} flock -w 3000 /run/hakit-vm.lock $(BIN)/python bench/lvs.py
