@@ -55,7 +55,7 @@ def test_ldirectord_is_started_by_heartbeat_not_at_boot(director):
 def test_the_sync_daemons(director):
     name, host = director
     daemons = host.check_output("ipvsadm -L --daemon")
-    assert "backup sync daemon (mcast=eth1, syncid=0)" in daemons
+    assert "backup sync daemon (mcast=eth1, syncid=0," in daemons
     assert ("master sync daemon" in daemons) is (name == "loadb1")
     expected = "master running" if name == "loadb1" else "master stopped"
     assert host.check_output("/etc/ha.d/resource.d/LVSSyncDaemonSwap master status") == expected
