@@ -174,7 +174,7 @@ def table(director: str) -> dict[str, int]:
     services = parse_rules(result.stdout)
     return {
         f"{real['address']}:{real['port']}": real["weight"]
-        for service in services.values()
+        for service in services
         if service.get("address") == VIP
         for real in service["real_servers"]
     }
