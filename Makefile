@@ -28,7 +28,7 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest: no test selected by: $(1)"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help setup lint unit integration vm test demo bench bench-failover bench-uplink bench-drbd docs clean
+.PHONY: help setup lint unit integration vm test demo bench bench-failover bench-uplink bench-lvs bench-drbd docs clean
 
 help:
 	@echo "make setup        controller packages (apt) and the virtualenv .venv"
@@ -91,6 +91,10 @@ bench-failover: setup
 # Uplink failover figures on the dual-uplink lab (inventory/lab/uplink): switch, DNS moved, back.
 bench-uplink: setup
 	$(BIN)/python bench/uplink.py
+
+# LVS figures on the lvs_dr lab: not part of `make bench` until it has run once (issue 6).
+bench-lvs: setup
+	$(BIN)/python bench/lvs.py
 
 # DRBD figures on the file-server lab's VMs: not part of `make bench` until it has run once (issue 5).
 bench-drbd: setup

@@ -7,7 +7,7 @@
 * the client-observed outage through the service address when node1 loses power, and the
   bytes lost (files written before the fault, checksummed through the VIP after it).
 
-    HAKIT_LAB_PREFIX=hkd flock -w 3000 /run/hakit-vm.lock .venv/bin/python bench/drbd.py [--keep]
+    make bench-drbd    (or .venv/bin/python bench/drbd.py [--keep])
 
 Brings the lab up and converges playbooks/file_server.yml unless it already answers, and takes
 it down at the end (unless --keep). The measuring functions are shared with the molecule
@@ -231,8 +231,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="leave the lab up")
     args = parser.parse_args(argv)
-    if not os.environ.get("HAKIT_LAB_PREFIX"):
-        parser.error("export HAKIT_LAB_PREFIX (your lab prefix) first")
     started = ensure_lab()
     try:
         wait_uptodate("node1")

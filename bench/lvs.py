@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""The LVS-DR director pair on the lab (inventory/lab/lvs_dr, seed 003) driven from the
+controller, and its figures.
+
+Shared by the failure cases (tests/integration/test_lvs_dr.py) and `make bench-lvs`, which runs
+this file: it brings the lab up (HAKIT_LAB_PREFIX and the inventory's management subnet), converges
+playbooks/lvs.yml, measures and prints
+
+- the time from a real server dying (power off) to ldirectord taking it out of the IPVS table;
+- the client's outage when the active director dies (power off), from bench/http_probe.py polling
+  the VIP every 100 ms;
+- the share of long-lived connections, opened through the active director before it dies, that
+  still work through the other one afterwards (the IPVS connection sync daemon),
+
+and takes the lab down. Hosts, faults and commands go through webpair.lab/webpair.sh (hakit-lab);
+every wait polls a condition with a bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / ".collections"))
+
+import outage  # noqa: E402
+import webpair  # noqa: E402
+from ansible_collections.hakit.cluster.plugins.module_utils._ipvs import parse_rules  # noqa: E402
+
+INVENTORY = ROOT / "inventory" / "lab" / "lvs_dr" / "hosts.yml"
+PLAYBOOK = ROOT / "playbooks" / "lvs.yml"
+PROBE = ROOT / "bench" / "http_probe.py"
+DIRECTORS = ("loadb1", "loadb2")
+PREFERRED = "loadb1"
+REALS = {"web1": "10.79.1.21", "web2": "10.79.1.22"}
+WEIGHTS = {"web1": 2, "web2": 1}
+CLIENT = "client"
+VIP = "10.79.1.100"
+URL = f"http://{VIP}/hostname.html"
+TARGETS = {"removal_s": 2.0, "director_outage_s": 1.5, "survived_share": 0.95}
+
+lab = webpair.lab
+sh = webpair.sh
+wait_for = webpair.wait_for
+
+# The director as heartbeat, the kernel and the process table see it, one `key=value` a line.
+STATE_SCRIPT = r"""
+vip=$1
+if cl_status hbstatus >/dev/null 2>&1; then
+    echo heartbeat=running
+    echo "resources=$(cl_status rscstatus 2>/dev/null)"
+else
+    echo heartbeat=stopped
+fi
+if ip -o -4 addr show dev eth0 | grep -q " inet $vip/"; then echo vip=yes; else echo vip=no; fi
+if ldirectord ldirectord.cf status >/dev/null 2>&1; then echo ldirectord=running; else echo ldirectord=stopped; fi
+echo "sync=$(ipvsadm -L --daemon | awk '{print $1}' | sort | tr '\n' ,)"
+"""
+
+# Requests through the VIP from the client, each on its own connection: the served-by names.
+SPLIT_SCRIPT = r"""
+import collections, http.client, sys
+url_host, count = sys.argv[1], int(sys.argv[2])
+seen = collections.Counter()
+for _ in range(count):
+    conn = http.client.HTTPConnection(url_host, 80, timeout=2)
+    try:
+        conn.request("GET", "/hostname.html", headers={"Connection": "close"})
+        body = conn.getresponse().read().decode()
+        line = next((x for x in body.splitlines() if "served-by" in x), "no served-by line")
+        seen[line.split("served-by", 1)[1].split("<")[0].strip()] += 1
+    except OSError as exc:
+        seen[type(exc).__name__] += 1
+    finally:
+        conn.close()
+print(dict(seen))
+"""
+
+# Long-lived connections: open N keep-alive connections through the VIP and use each once
+# (enough packets for the sync daemon to send them), report ready, wait for a line on stdin,
+# then use each again and report which still answer. Apache keeps idle keep-alive connections
+# open for KeepAliveTimeout (5 s by default), so the second use follows the failover closely.
+LONG_SCRIPT = r"""
+import http.client, json, sys, time
+host, count = sys.argv[1], int(sys.argv[2])
+conns, first = [], 0
+for _ in range(count):
+    conn = http.client.HTTPConnection(host, 80, timeout=3)
+    try:
+        conn.request("GET", "/hostname.html")
+        conn.getresponse().read()
+        conns.append(conn)
+        first += 1
+    except OSError:
+        conns.append(None)
+print(json.dumps({"opened": first}), flush=True)
+sys.stdin.readline()
+alive = 0
+for conn in conns:
+    if conn is None:
+        continue
+    try:
+        conn.request("GET", "/hostname.html")
+        if conn.getresponse().status == 200:
+            alive += 1
+    except (OSError, http.client.HTTPException):
+        pass
+print(json.dumps({"opened": first, "alive": alive}), flush=True)
+"""
+
+
+# -- the lab -------------------------------------------------------------------------------------
+
+
+def up() -> None:
+    lab("up", "-i", str(INVENTORY), timeout=1800)
+
+
+def down() -> None:
+    lab("down", check=False)
+
+
+def converge(extra_vars: dict | None = None, timeout: float = 2400) -> subprocess.CompletedProcess:
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-i", str(INVENTORY)]
+    if extra_vars:
+        argv += ["-e", json.dumps(extra_vars)]
+    return subprocess.run(
+        argv,
+        cwd=ROOT,
+        env=webpair._env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def converged() -> subprocess.CompletedProcess:
+    result = converge()
+    if result.returncode != 0:
+        tail = "\n".join(result.stdout.splitlines()[-40:])
+        raise webpair.LabFailure(f"ansible-playbook {PLAYBOOK.name} failed ({result.returncode}):\n{tail}")
+    return result
+
+
+# -- what the pair looks like ----------------------------------------------------------------------
+
+
+def director_state(director: str) -> dict[str, str]:
+    result = sh(director, STATE_SCRIPT, VIP)
+    if result.returncode != 0:
+        return {"power": "off"} if "powered off" in result.stderr else {"error": result.stderr.strip()}
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+
+
+def holders() -> list[str]:
+    return [d for d in DIRECTORS if director_state(d).get("vip") == "yes"]
+
+
+def table(director: str) -> dict[str, int]:
+    """The VIP's real servers in the director's IPVS table, address:port -> weight (from
+    `ipvsadm -Sn`, parsed by the ipvs module's own parser)."""
+    result = sh(director, "ipvsadm -Sn")
+    if result.returncode != 0:
+        return {}
+    services = parse_rules(result.stdout)
+    return {
+        f"{real['address']}:{real['port']}": real["weight"]
+        for service in services
+        if service.get("address") == VIP
+        for real in service["real_servers"]
+    }
+
+
+def split(count: int = 120) -> dict[str, int]:
+    """Who answers `count` requests through the VIP, each on a new connection."""
+    result = sh(CLIENT, "python3 - \"$@\" <<'EOF'\n" + SPLIT_SCRIPT + "EOF", VIP, str(count), timeout=300)
+    if result.returncode != 0:
+        raise webpair.LabFailure(f"requests from {CLIENT} failed: {result.stderr.strip()}")
+    return json.loads(result.stdout.strip().replace("'", '"'))
+
+
+def settled(active: str = PREFERRED) -> bool:
+    """`active` holds the VIP and runs ldirectord and the sync master, the other director runs
+    heartbeat and the backup sync daemon only, and the table lists both real servers up."""
+    a = director_state(active)
+    b = director_state(other(active))
+    return (
+        a.get("heartbeat") == b.get("heartbeat") == "running"
+        and (a.get("vip"), b.get("vip")) == ("yes", "no")
+        and (a.get("ldirectord"), b.get("ldirectord")) == ("running", "stopped")
+        and "master" in a.get("sync", "")
+        and "backup" in b.get("sync", "")
+        and all(w > 0 for w in table(active).values())
+        and len(table(active)) >= len(REALS)
+    )
+
+
+def other(director: str) -> str:
+    return DIRECTORS[1] if director == DIRECTORS[0] else DIRECTORS[0]
+
+
+def describe() -> str:
+    return "; ".join(f"{d}: {director_state(d)} table={table(d)}" for d in DIRECTORS)
+
+
+def active() -> str:
+    """The director holding the VIP (the first, should two claim it)."""
+    found = holders()
+    if not found:
+        raise webpair.LabFailure(f"no director holds the VIP: {describe()}")
+    return found[0]
+
+
+def restore(timeout: float = 240.0) -> str:
+    """Back to a healthy pair: faults healed, every host on, Apache on the real servers, heartbeat
+    on both directors, one of them active with both real servers in its table. Returns the
+    active director. Which one is active does not matter (auto_failback off leaves the VIP where
+    it is); forcing it back would cost a second failover per case."""
+    lab("fault", "heal")
+    for host, on in webpair.powered().items():
+        if not on:
+            lab("fault", "boot", host)
+    for real in REALS:
+        sh(real, "pidof apache2 >/dev/null || service apache2 start", check=True)
+    for director in DIRECTORS:
+        wait_for(f"{director} reachable", lambda d=director: "heartbeat" in director_state(d), timeout)
+        sh(
+            director,
+            "cl_status hbstatus >/dev/null 2>&1 || systemctl start heartbeat",
+            check=True,
+            timeout=180,
+        )
+
+    def one_settled():
+        found = holders()
+        return found[0] if len(found) == 1 and settled(found[0]) else ""
+
+    return wait_for("one director active with both real servers, the other standing by", one_settled, timeout)
+
+
+# -- the client's view -------------------------------------------------------------------------------
+
+
+def Probe(duration: float, **kwargs) -> webpair.Probe:
+    """bench/http_probe.py polling the VIP's hostname page from the client (see webpair.Probe)."""
+    return webpair.Probe(duration, url=URL, host=CLIENT, **kwargs)
+
+
+def names(samples: list[dict]) -> dict[str, int]:
+    """How many answers came from each server (its served-by name), and how many failed."""
+    counts: dict[str, int] = {}
+    for sample in samples:
+        key = sample["body"].split("served-by", 1)[1].split("<")[0].strip() if sample["ok"] else "failed"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def fault_under_probe(fault: tuple[str, ...], expect: str, bound: float) -> tuple[outage.Outage, list[dict]]:
+    """Start the probe, inject `hakit-lab fault FAULT...`, measure until `expect` answers 5 times
+    in a row or `bound` s pass."""
+    probe = Probe(duration=bound, expect=expect, not_before=time.time())
+    fault_at = time.time()
+    lab("fault", *fault)
+    samples = probe.samples()
+    return outage.measure(samples, fault_at, expect), samples
+
+
+# -- figures -----------------------------------------------------------------------------------------
+
+
+def removal_time(real: str = "web2", bound: float = 30.0) -> float:
+    """Seconds from `real` losing power to ldirectord taking it out of the active director's
+    table (weight 0 with quiescent=yes, or gone), polled on the director every ~0.1 s."""
+    address = f"{REALS[real]}:80"
+    watch = (
+        f"t0=$(date +%s.%N); end=$(( $(date +%s) + {int(bound)} )); "
+        f"while [ $(date +%s) -le $end ]; do "
+        f"w=$(ipvsadm -Ln | awk '$2 == \"{address}\" {{print $4}}'); "
+        f'if [ -z "$w" ] || [ "$w" = 0 ]; then date +%s.%N; exit 0; fi; sleep 0.05; done; exit 1'
+    )
+    director = active()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hakit_lab", "exec", director, "--", "sh", "-c", watch],
+        env=webpair._env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.0)  # the watcher's ssh session is up and polling
+    fault_at = time.time()
+    lab("fault", "poweroff", real)
+    out, err = proc.communicate(timeout=bound + 30)
+    if proc.returncode != 0:
+        raise webpair.LabFailure(f"{real} still in {director}'s table after {bound} s: {err.strip()}")
+    return round(float(out.strip().splitlines()[-1]) - fault_at, 3)
+
+
+def director_outage(bound: float = 60.0) -> tuple[outage.Outage, list[dict]]:
+    """The client's outage when the active director loses power."""
+    return fault_under_probe(("poweroff", active()), "served-by web", bound)
+
+
+def connection_survival(count: int = 40, bound: float = 60.0) -> tuple[int, int]:
+    """(opened, still working) for `count` keep-alive connections opened through the active
+    director before it loses power and used again once the other director holds the VIP."""
+    director = active()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hakit_lab",
+            "exec",
+            CLIENT,
+            "--",
+            "python3",
+            "-c",
+            LONG_SCRIPT,
+            VIP,
+            str(count),
+        ],
+        env=webpair._env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    first = json.loads(proc.stdout.readline() or "{}")
+    if not first.get("opened"):
+        proc.kill()
+        raise webpair.LabFailure(f"no connection opened through the VIP: {proc.stderr.read()}")
+    time.sleep(0.5)  # the sync daemon sends its buffer at least every second
+    lab("fault", "poweroff", director)
+    wait_for(f"{other(director)} holding the VIP", lambda: holders() == [other(director)], bound)
+    out, _ = proc.communicate("go\n", timeout=bound)
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["opened"], result["alive"]
+
+
+def figures() -> dict[str, object]:
+    restore()
+    removal = removal_time("web2")
+    restore()
+    measured, samples = director_outage()
+    restore()
+    opened, alive = connection_survival()
+    restore()
+    return {
+        "removal_s": removal,
+        "director_outage_s": measured.longest_gap_s,
+        "director_failed_requests": measured.failed_requests,
+        "director_answers": names(samples),
+        "connections_opened": opened,
+        "connections_alive": alive,
+        "survived_share": round(alive / opened, 3) if opened else 0.0,
+    }
+
+
+def report(values: dict[str, object]) -> str:
+    lines = ["LVS-DR director pair (inventory/lab/lvs_dr, seed 003), measured on the lab:"]
+    lines.append(
+        f"  real server dies -> out of the IPVS table  {values['removal_s']:.2f} s   (target <= {TARGETS['removal_s']} s)"
+    )
+    lines.append(
+        f"  active director dies -> client outage      {values['director_outage_s']:.2f} s   "
+        f"(target <= {TARGETS['director_outage_s']} s; {values['director_failed_requests']} failed requests, "
+        f"answers {values['director_answers']})"
+    )
+    lines.append(
+        f"  long-lived connections surviving failover  {values['connections_alive']}/{values['connections_opened']} "
+        f"= {100 * values['survived_share']:.0f} %   (target >= {100 * TARGETS['survived_share']:.0f} %)"
+    )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="LVS-DR figures on the lab")
+    parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    parser.add_argument("--no-converge", action="store_true", help="the lab is up and converged already")
+    args = parser.parse_args()
+    started = time.monotonic()
+    if not args.no_converge:
+        up()
+        converged()
+    try:
+        values = figures()
+    finally:
+        if not args.keep:
+            down()
+    print(report(values))
+    print(f"  (wall time {time.monotonic() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
