@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from web_pair import harness
 
 PLAYBOOK = harness.ROOT / "playbooks" / "lvs.yml"
@@ -31,7 +30,9 @@ EXAMPLES = {
     "lvs_nat_tun": (
         harness.ROOT / "inventory" / "examples" / "lvs_nat_tun",
         {
-            "director": harness.host_facts("director", {"eth0": "193.144.50.249/24", "eth1": "10.255.255.1/24"}),
+            "director": harness.host_facts(
+                "director", {"eth0": "193.144.50.249/24", "eth1": "10.255.255.1/24"}
+            ),
             "nodo1": harness.host_facts("nodo1", {"eth0": "10.255.255.250/24"}),
             "nodo2": harness.host_facts("nodo2", {"eth0": "10.255.255.253/24"}),
             "nodo3": harness.host_facts("nodo3", {"eth0": "10.255.255.254/24"}),
@@ -41,8 +42,12 @@ EXAMPLES = {
     ),
 }
 LAB_FACTS = {
-    "loadb1": harness.host_facts("loadb1", {"eth0": "10.79.1.11/24", "eth1": "10.79.2.11/24", "mgmt0": "10.79.0.11/24"}),
-    "loadb2": harness.host_facts("loadb2", {"eth0": "10.79.1.12/24", "eth1": "10.79.2.12/24", "mgmt0": "10.79.0.12/24"}),
+    "loadb1": harness.host_facts(
+        "loadb1", {"eth0": "10.79.1.11/24", "eth1": "10.79.2.11/24", "mgmt0": "10.79.0.11/24"}
+    ),
+    "loadb2": harness.host_facts(
+        "loadb2", {"eth0": "10.79.1.12/24", "eth1": "10.79.2.12/24", "mgmt0": "10.79.0.12/24"}
+    ),
     "web1": harness.host_facts("web1", {"eth0": "10.79.1.21/24", "mgmt0": "10.79.0.21/24"}),
     "web2": harness.host_facts("web2", {"eth0": "10.79.1.22/24", "mgmt0": "10.79.0.22/24"}),
     "client": harness.host_facts("client", {"eth0": "10.79.1.50/24", "mgmt0": "10.79.0.50/24"}),
@@ -95,4 +100,6 @@ def test_bad_inventory_fails_in_validation(name, results):
     for play in CONVERGE_PLAYS:
         assert play not in result.stdout, f"{name} reached {play}"
     for text in CASES[name]["expect"]:
-        assert re.sub(r"\s+", " ", text) in output, f"{name}: {text!r} not in output:\n{result.stdout[-3000:]}"
+        assert re.sub(r"\s+", " ", text) in output, (
+            f"{name}: {text!r} not in output:\n{result.stdout[-3000:]}"
+        )
