@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import subprocess
@@ -29,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import outage  # noqa: E402
+import webpair  # noqa: E402
 
 INVENTORY = ROOT / "inventory" / "lab" / "file_server" / "hosts.yml"
 PLAYBOOK = ROOT / "playbooks" / "file_server.yml"
-PROBE = ROOT / "bench" / "http_probe.py"
 VIP = "10.78.1.100"
 URL = f"http://{VIP}/"
 DOCROOT = "/srv/data/www"
@@ -166,37 +165,11 @@ def failover(active="node1", standby="node2", files=4, size_kib=2048, bound=120)
         )
         sums[name] = out.split()[0]
     sh(active, "sync")
-    with open(PROBE, "rb") as script:
-        probe = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hakit_lab",
-                "exec",
-                "client",
-                "--",
-                "python3",
-                "-",
-                URL + "index.html",
-                "--interval",
-                "0.1",
-                "--timeout",
-                "0.5",
-                "--duration",
-                str(bound),
-            ],
-            env=_env(),
-            stdin=script,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+    probe = webpair.Probe(duration=bound, timeout=0.5, url=URL + "index.html", line="")
     time.sleep(3)
     fault_at = time.time()
     lab("fault", "poweroff", active)
-    out, _ = probe.communicate(timeout=bound + 60)
-    samples = [json.loads(x) for x in out.splitlines() if x.startswith("{") and x.endswith("}")]
-    seen = outage.measure([s for s in samples if "t" in s], fault_at, "Served from DRBD")
+    seen = outage.measure(probe.samples(), fault_at, "Served from DRBD")
     lost = 0
     for name, digest in sums.items():
         body = fetch(name)
