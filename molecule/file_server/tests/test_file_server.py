@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "bench"))
 import drbd as bench  # noqa: E402  (bench/drbd.py)
 import outage  # noqa: E402
-from drbd import DOCROOT, PROBE, URL, fetch, lab  # noqa: E402
+import webpair  # noqa: E402
+from drbd import DOCROOT, URL, fetch, lab  # noqa: E402
 
 INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
 # Bounds: heartbeat's deadtime is 10 s in the lab; a TCG VM takes 1-5 min to boot.
@@ -55,9 +56,9 @@ def wait_for(what, condition, timeout, interval=2.0):
     raise AssertionError(f"{what} did not happen within {timeout} s (last: {last!r})")
 
 
-def status(node):
-    """The drbd_resource module's view of r0 on `node` (state: gathered)."""
-    result = subprocess.run(
+def drbd_module(node, args):
+    """hakit.cluster.drbd_resource run ad hoc on `node` with `args` (one-line output)."""
+    return subprocess.run(
         [
             str(Path(sys.executable).parent / "ansible"),
             node,
@@ -66,7 +67,7 @@ def status(node):
             "-m",
             "hakit.cluster.drbd_resource",
             "-a",
-            "name=r0 state=gathered",
+            args,
             "-o",
         ],
         capture_output=True,
@@ -74,46 +75,19 @@ def status(node):
         timeout=180,
         check=False,
     )
+
+
+def status(node):
+    """The drbd_resource module's view of r0 on `node` (state: gathered)."""
+    result = drbd_module(node, "name=r0 state=gathered")
     out = result.stdout
     assert "=>" in out, out + result.stderr
     return json.loads(out.split("=>", 1)[1])["status"]
 
 
-class Probe:
-    """bench/http_probe.py in the client polling the service address."""
-
-    def __init__(self, duration, path="index.html"):
-        self.duration = duration
-        with open(PROBE, "rb") as script:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "hakit_lab",
-                    "exec",
-                    "client",
-                    "--",
-                    "python3",
-                    "-",
-                    URL + path,
-                    "--interval",
-                    "0.2",
-                    "--timeout",
-                    "1",
-                    "--duration",
-                    str(duration),
-                ],
-                env=dict(os.environ, PYTHONPATH=str(ROOT / "lab")),
-                stdin=script,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-
-    def samples(self):
-        out, _ = self.proc.communicate(timeout=self.duration + 60)
-        samples = [json.loads(x) for x in out.splitlines() if x.startswith("{") and x.endswith("}")]
-        return [s for s in samples if "t" in s]
+def client_probe(duration):
+    """bench/http_probe.py in the client polling the service address every 0.2 s."""
+    return webpair.Probe(duration, interval=0.2, timeout=1, url=URL + "index.html", line="")
 
 
 def write_blobs(node, names, size_kib=2048):
@@ -205,27 +179,11 @@ def test_create_md_is_refused_on_a_disk_holding_a_filesystem():
 def test_a_net_option_change_applies_with_adjust_and_no_outage():
     """Start: node1 Primary. ping-timeout changes in r0.res on both nodes; the module adjusts one
     node, then the other, while the client polls: every request answered, still Connected."""
-    probe = Probe(duration=60)
+    probe = client_probe(duration=60)
     try:
         for node in ("node1", "node2"):
             host(node).check_output("sed -i 's/ping-timeout 9;/ping-timeout 11;/' /etc/drbd.d/r0.res")
-            result = subprocess.run(
-                [
-                    str(Path(sys.executable).parent / "ansible"),
-                    node,
-                    "-i",
-                    INVENTORY,
-                    "-m",
-                    "hakit.cluster.drbd_resource",
-                    "-a",
-                    "name=r0",
-                    "-o",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=180,
-                check=False,
-            )
+            result = drbd_module(node, "name=r0")
             assert "CHANGED" in result.stdout and '"adjust"' in result.stdout, result.stdout
             assert "ping-timeout" in host(node).check_output("drbdsetup show r0")
     finally:
@@ -246,7 +204,7 @@ def test_power_off_node1_node2_serves_the_same_bytes():
     names = [f"blob{i}.bin" for i in range(4)]
     written = write_blobs("node1", names)
     assert served_sums(names) == written
-    probe = Probe(duration=TAKEOVER_BOUND + 30)
+    probe = client_probe(duration=TAKEOVER_BOUND + 30)
     fault_at = time.time()
     lab("fault", "poweroff", "node1")
     wait_for(
