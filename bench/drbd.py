@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -29,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 import outage  # noqa: E402
 import webpair  # noqa: E402
+from webpair import _env, lab  # noqa: E402
 
 INVENTORY = ROOT / "inventory" / "lab" / "file_server" / "hosts.yml"
 PLAYBOOK = ROOT / "playbooks" / "file_server.yml"
@@ -59,24 +59,6 @@ while c.recv(1 << 20):
     pass
 c.send(b"x"); c.close()
 """
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=str(ROOT / "lab"))
-
-
-def lab(*args, check=True, timeout=900):
-    result = subprocess.run(
-        [sys.executable, "-m", "hakit_lab", *args],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(f"hakit-lab {' '.join(args)}: {result.stderr}{result.stdout}")
-    return result
 
 
 def sh(host, script, timeout=600, check=True):
@@ -186,17 +168,7 @@ def ensure_lab():
     ):
         return False
     lab("up", "-i", str(INVENTORY), timeout=1200)
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-i", str(INVENTORY)],
-        cwd=ROOT,
-        env=dict(_env(), ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")),
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError("converge failed:\n" + result.stdout[-4000:])
+    webpair.converged(timeout=3600, playbook=PLAYBOOK, inventory=INVENTORY)
     return True
 
 

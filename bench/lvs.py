@@ -126,29 +126,8 @@ def down() -> None:
     lab("down", check=False)
 
 
-def converge(extra_vars: dict | None = None, timeout: float = 2400) -> subprocess.CompletedProcess:
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-i", str(INVENTORY)]
-    if extra_vars:
-        argv += ["-e", json.dumps(extra_vars)]
-    return subprocess.run(
-        argv,
-        cwd=ROOT,
-        env=webpair._env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
 def converged() -> subprocess.CompletedProcess:
-    result = converge()
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.splitlines()[-40:])
-        raise webpair.LabFailure(f"ansible-playbook {PLAYBOOK.name} failed ({result.returncode}):\n{tail}")
-    return result
+    return webpair.converged(timeout=2400, playbook=PLAYBOOK, inventory=INVENTORY)
 
 
 # -- what the pair looks like ----------------------------------------------------------------------

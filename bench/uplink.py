@@ -56,24 +56,8 @@ def sh(host: str, script: str, *args: str, check: bool = False) -> subprocess.Co
     return webpair.sh(host, script, *args, check=check)
 
 
-def playbook(path: Path, extra_vars: dict | None = None) -> subprocess.CompletedProcess:
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(path), "-i", str(INVENTORY)]
-    if extra_vars:
-        argv += ["-e", json.dumps(extra_vars)]
-    result = subprocess.run(
-        argv,
-        cwd=ROOT,
-        env=webpair._env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if result.returncode != 0:
-        tail = "\n".join(result.stdout.splitlines()[-40:])
-        raise webpair.LabFailure(f"ansible-playbook {path.name} failed ({result.returncode}):\n{tail}")
-    return result
+def playbook(path: Path) -> subprocess.CompletedProcess:
+    return webpair.converged(playbook=path, inventory=INVENTORY)
 
 
 def up() -> None:

@@ -117,9 +117,16 @@ def sh(
     return lab("exec", host, "--", "sh", "-c", script, "sh", *args, check=check, timeout=timeout)
 
 
-def converge(extra_vars: dict | None = None, inventories: tuple[Path, ...] = (), timeout: float = 1800):
-    """Run playbooks/web_pair.yml against the lab; returns the CompletedProcess (output in stdout)."""
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(PLAYBOOK), "-i", str(INVENTORY)]
+def converge(
+    extra_vars: dict | None = None,
+    inventories: tuple[Path, ...] = (),
+    timeout: float = 1800,
+    playbook: Path = PLAYBOOK,
+    inventory: Path = INVENTORY,
+):
+    """Run `playbook` (playbooks/web_pair.yml) against the lab `inventory` (the web pair's) plus
+    `inventories`; returns the CompletedProcess (output in stdout)."""
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", str(inventory)]
     for inventory in inventories:
         argv += ["-i", str(inventory)]
     if extra_vars:
@@ -137,12 +144,17 @@ def converge(extra_vars: dict | None = None, inventories: tuple[Path, ...] = (),
     )
 
 
-def converged(extra_vars: dict | None = None) -> subprocess.CompletedProcess:
+def converged(
+    extra_vars: dict | None = None,
+    timeout: float = 1800,
+    playbook: Path = PLAYBOOK,
+    inventory: Path = INVENTORY,
+) -> subprocess.CompletedProcess:
     """converge(), raising LabFailure with the tail of the output when the playbook fails."""
-    result = converge(extra_vars)
+    result = converge(extra_vars, timeout=timeout, playbook=playbook, inventory=inventory)
     if result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-40:])
-        raise LabFailure(f"ansible-playbook {PLAYBOOK.name} failed ({result.returncode}):\n{tail}")
+        raise LabFailure(f"ansible-playbook {playbook.name} failed ({result.returncode}):\n{tail}")
     return result
 
 
