@@ -4,10 +4,9 @@ from collections import namedtuple
 from pathlib import Path
 from unittest import mock
 
-import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.hakit.cluster.plugins.modules import drbd_resource as module
+
+from .scripted import ANY_STDIN, run_scripted
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "drbd" / "9.22.0"
 BIN = {"drbdadm": "/usr/sbin/drbdadm", "wipefs": "/usr/sbin/wipefs", "dmesg": "/usr/bin/dmesg"}
@@ -36,46 +35,17 @@ def disk(case):
     ]
 
 
-class Finished(Exception):
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
-
-
 def run(args, calls, check_mode=False, diff=False):
-    script = list(calls)
-
-    def run_command(self, argv, data=None, binary_data=False, environ_update=None, check_rc=False, **kwargs):
-        assert script, f"unexpected command {argv!r}"
-        call = script.pop(0)
-        assert argv == call.argv
-        assert environ_update == {"LC_ALL": "C", "LANGUAGE": "C"}
-        return call.rc, call.out, call.err
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return BIN[name]
-
-    def exit_json(self, **result):
-        raise Finished(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Finished(dict(result, msg=msg, failed=True))
-
-    with (
-        patch_module_args(dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)),
-        mock.patch.multiple(
-            basic.AnsibleModule,
-            run_command=run_command,
-            get_bin_path=get_bin_path,
-            exit_json=exit_json,
-            fail_json=fail_json,
-        ),
-        mock.patch.object(module.time, "sleep"),
-        pytest.raises(Finished) as finished,
-    ):
-        module.main()
-    assert not script, f"expected commands that did not run: {script}"
-    return finished.value.result
+    return run_scripted(
+        module,
+        args,
+        calls,
+        expected=lambda call: (call.argv, ANY_STDIN),
+        bin_path=BIN.__getitem__,
+        check_mode=check_mode,
+        diff=diff,
+        patches=[mock.patch.object(module.time, "sleep")],
+    )
 
 
 def argvs(result):

@@ -6,8 +6,9 @@ from unittest import mock
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 from ansible_collections.hakit.cluster.plugins.modules import ipvs as module
+
+from .scripted import run_scripted
 
 IPVSADM = "/usr/sbin/ipvsadm"
 Call = namedtuple("Call", "args stdin rc out err")
@@ -38,50 +39,24 @@ def restore(lines, rc=0, err=""):
     return Call(["-R"], "".join(line + "\n" for line in lines), rc, "", err)
 
 
-class Finished(Exception):
-    def __init__(self, result):
-        super().__init__(result)
-        self.result = result
+def bin_path(name):
+    assert name == "ipvsadm"
+    return IPVSADM
 
 
 def run(args, calls, check_mode=False, diff=False):
     """Run the module; every call must come in order, with the C locale and the expected stdin."""
-    script = list(calls)
-    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
-
-    def run_command(self, argv, data=None, binary_data=False, environ_update=None, check_rc=False, **kwargs):
-        assert script, f"unexpected command {argv!r}"
-        call = script.pop(0)
-        assert argv == [IPVSADM, *call.args]
-        assert data == call.stdin
-        assert environ_update == {"LC_ALL": "C", "LANGUAGE": "C"}
-        return call.rc, call.out, call.err
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        assert name == "ipvsadm"
-        return IPVSADM
-
-    def exit_json(self, **result):
-        raise Finished(dict(result, failed=False))
-
-    def fail_json(self, msg, **result):
-        raise Finished(dict(result, msg=msg, failed=True))
-
-    with (
-        patch_module_args(args),
-        mock.patch.multiple(
-            basic.AnsibleModule,
-            run_command=run_command,
-            get_bin_path=get_bin_path,
-            exit_json=exit_json,
-            fail_json=fail_json,
-        ),
-        pytest.raises(Finished) as finished,
-    ):
-        module.main()
-    assert not script, f"commands not run: {script!r}"
-    json.dumps(finished.value.result)  # what a module returns must serialise
-    return finished.value.result
+    result = run_scripted(
+        module,
+        args,
+        calls,
+        expected=lambda call: ([IPVSADM, *call.args], call.stdin),
+        bin_path=bin_path,
+        check_mode=check_mode,
+        diff=diff,
+    )
+    json.dumps(result)  # what a module returns must serialise
+    return result
 
 
 def test_gathered_reads_both_formats_and_changes_nothing():
