@@ -102,3 +102,24 @@ def run_playbook(
         command += ["-i", str(inventory)]
     command += ["-e", json.dumps({"heartbeat_auth_key": TEST_KEY, **(extra_vars or {})}), *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def assert_stopped_in_validation(
+    name: str,
+    result: subprocess.CompletedProcess,
+    expect: list[str],
+    converge_plays: tuple[str, ...],
+    validate_play: str | None = None,
+) -> str:
+    """A bad inventory `name` failed before any converge play ran (after `validate_play`, if given),
+    and the output says every text of `expect` (whitespace aside); returns the output."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, f"{name} passed validation:\n{output}"
+    if validate_play is not None:
+        assert validate_play in output
+    for play in converge_plays:
+        assert play not in output, f"{name} reached {play}"
+    flat = " ".join(output.split())
+    for text in expect:
+        assert " ".join(text.split()) in flat, f"{name}: {text!r} not in output:\n{output[-4000:]}"
+    return output
