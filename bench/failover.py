@@ -12,7 +12,11 @@ outage (bench/outage.py), the node is powered on again and rejoins. Configuratio
     keepalived   the reference: keepalived VRRPv2 with advert_int 1, installed (apt) and configured by
                  this script on the same nodes, heartbeat stopped, Apache running on both; --trials
     defaults     heartbeat with this collection's defaults, converged by the roles, the seeds' layout:
-                 Apache is a heartbeat resource (started on takeover); --trials (5)
+                 Apache is a heartbeat resource (started on takeover), the address moved by the
+                 role's lean agent (heartbeat_ipaddr2_agent: hakit); --trials (5)
+    defaults, OCF IPaddr2
+                 the same with Debian's wrapper around the OCF IPaddr2 agent moving the address
+                 (heartbeat_ipaddr2_agent: ocf); --trials
     defaults, address only
                  the same timings, Apache running on both nodes (apache_managed_by_heartbeat: false)
                  and only the address in haresources: what keepalived's row does; --trials
@@ -242,6 +246,7 @@ def main() -> int:
     seed = Result("seed documents: heartbeat keepalive 2, deadtime 30, warntime 10, initdead 60")
     reference = Result("keepalived VRRPv2, advert_int 1")
     ours = Result(f"hakit.cluster defaults: heartbeat {defaults}")
+    ocf_agent = Result("the same, the address moved by Debian's OCF IPaddr2 agent")
     address_only = Result("the same, Apache on both nodes, only the address in haresources")
     soak_line = "soak: skipped (--soak-seconds 0)"
 
@@ -258,6 +263,11 @@ def main() -> int:
         webpair.converged()
         webpair.restore()
         trials(ours, args.trials, bound=30, back_in=120)
+
+        say("converging: the address moved by Debian's OCF IPaddr2 agent")
+        webpair.converged({"heartbeat_ipaddr2_agent": "ocf"})
+        webpair.restore()
+        trials(ocf_agent, args.trials, bound=30, back_in=120)
 
         say("converging: Apache on both nodes, only the address moves")
         webpair.converged(address_only_vars())
@@ -284,9 +294,9 @@ def main() -> int:
         "sent every 0.1 s from the client, each with a 0.3 s timeout and without waiting for the earlier ones; "
         "outage = longest time without an answer."
     )
-    print(table([r for r in (seed, reference, ours, address_only) if r.trials]))
+    print(table([r for r in (seed, reference, ours, ocf_agent, address_only) if r.trials]))
     print(soak_line)
-    for result in (ours, address_only):
+    for result in (ours, ocf_agent, address_only):
         gaps = [t.longest_gap_s for t in result.trials if t.to_expected_s is not None]
         if gaps:
             print(f"target median outage <= 1.0 s, {result.name}: {statistics.median(gaps):.2f} s")

@@ -13,12 +13,20 @@ description:
   - Resource types are C(IPaddr2) and C(IPaddr) (C(address), C(cidr), C(nic), C(broadcast)),
     C(drbddisk) (C(resource)), C(Filesystem) (C(device), C(directory), C(fstype), C(options)), and
     C(service), C(script), C(agent) (C(name) and C(args), joined with C(::)).
+  - C(IPaddr2) resources are written for the script that O(ipaddr2_agent) names.
   - Check the groups with P(hakit.cluster.heartbeat_resource_problems#filter) first.
 options:
   _input:
     description: A group, keys C(node) and C(resources).
     type: dict
     required: true
+  ipaddr2_agent:
+    description:
+      - C(ocf) writes C(IPaddr2::...), Debian's wrapper around the OCF IPaddr2 agent.
+      - C(hakit) writes C(hakit-IPaddr2::...), the heartbeat role's lean agent with the same argument.
+    type: str
+    choices: [ocf, hakit]
+    default: ocf
 """
 
 EXAMPLES = r"""
@@ -37,9 +45,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import render_group
 
 
-def heartbeat_haresources(group):
+def heartbeat_haresources(group, ipaddr2_agent="ocf"):
     try:
-        return render_group(group)
+        return render_group(group, ipaddr2_agent)
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise AnsibleFilterError(f"cannot render haresources group {group!r}: {exc}") from exc
 

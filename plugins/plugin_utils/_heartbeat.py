@@ -167,7 +167,12 @@ def _args_text(args):
     return "".join(f"::{a}" for a in args or [])
 
 
-def render_resource(resource):
+# The resource.d script that runs IPaddr2 resources, by heartbeat_ipaddr2_agent: the role's lean
+# agent (roles/heartbeat/files/hakit-IPaddr2), or Debian's wrapper around the OCF IPaddr2 agent.
+IPADDR2_AGENTS = {"hakit": "hakit-IPaddr2", "ocf": "IPaddr2"}
+
+
+def render_resource(resource, ipaddr2_agent="ocf"):
     """One haresources word for a structured resource (see the heartbeat role's argument spec)."""
     kind = resource.get("type")
     if kind in ("IPaddr2", "IPaddr"):
@@ -176,6 +181,10 @@ def render_resource(resource):
             if resource.get(key) in (None, ""):
                 break
             parts.append(str(resource[key]))
+        if kind == "IPaddr2":
+            if ipaddr2_agent not in IPADDR2_AGENTS:
+                raise ValueError(f"ipaddr2_agent is {ipaddr2_agent!r}; known: {', '.join(IPADDR2_AGENTS)}")
+            kind = IPADDR2_AGENTS[ipaddr2_agent]
         return f"{kind}::" + "/".join(parts)
     if kind == "drbddisk":
         return f"drbddisk::{resource['resource']}"
@@ -189,9 +198,10 @@ def render_resource(resource):
     raise ValueError(f"unknown resource type {kind!r}; known: {', '.join(RESOURCE_TYPES)}")
 
 
-def render_group(group):
+def render_group(group, ipaddr2_agent="ocf"):
     """The haresources line of one resource group: the preferred node, then its resources in order."""
-    return " ".join([str(group["node"])] + [render_resource(r) for r in group.get("resources") or []])
+    words = [render_resource(r, ipaddr2_agent) for r in group.get("resources") or []]
+    return " ".join([str(group["node"]), *words])
 
 
 def _bad_arg(arg):

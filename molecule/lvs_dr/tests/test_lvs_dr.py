@@ -48,7 +48,7 @@ def test_ldirectord_is_started_by_heartbeat_not_at_boot(director):
         x for x in host.file("/etc/ha.d/haresources").content_string.splitlines() if x[:1] not in "#"
     ]
     assert haresources == [
-        f"loadb1 ldirectord::ldirectord.cf LVSSyncDaemonSwap::master IPaddr2::{VIP}/24/eth0/10.79.1.255"
+        f"loadb1 ldirectord::ldirectord.cf LVSSyncDaemonSwap::master hakit-IPaddr2::{VIP}/24/eth0/10.79.1.255"
     ]
 
 

@@ -76,5 +76,5 @@ def test_the_configuration_files(node):
     haresources = [
         x for x in host.file("/etc/ha.d/haresources").content_string.splitlines() if x[:1] not in "#"
     ]
-    assert haresources == [f"node1 IPaddr2::{VIP}/24/eth0 apache2"]
+    assert haresources == [f"node1 hakit-IPaddr2::{VIP}/24/eth0 apache2"]
     assert host.file("/etc/hostname").content_string.strip() == name

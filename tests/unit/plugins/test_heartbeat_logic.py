@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from ansible_collections.hakit.cluster.plugins.filter import (
     heartbeat_duration,
     heartbeat_haresources,
@@ -158,6 +159,16 @@ def test_seed_haresources_lines(group, line):
     assert heartbeat_haresources.heartbeat_haresources(group) == line
     nodes = [group["node"], "other"]
     assert hb.resource_problems([group], nodes, scripts=["pingcheck"]) == []
+
+
+def test_ipaddr2_agent_names_the_script_of_ipaddr2_resources_only():
+    group = SEED_LINES[2][0]
+    line = heartbeat_haresources.heartbeat_haresources(group, "hakit")
+    assert line == SEED_LINES[2][1].replace(" IPaddr2::", " hakit-IPaddr2::")
+    ipaddr = SEED_LINES[3]
+    assert heartbeat_haresources.heartbeat_haresources(ipaddr[0], "hakit") == ipaddr[1]
+    with pytest.raises(AnsibleFilterError, match="ipaddr2_agent is 'lean'; known: hakit, ocf"):
+        heartbeat_haresources.heartbeat_haresources(group, "lean")
 
 
 def test_resource_problems_name_the_item():
