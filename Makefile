@@ -65,6 +65,7 @@ lint: setup
 	$(BIN)/yamllint --strict .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	shellcheck .ci/run tools/*.sh roles/heartbeat/files/hakit-IPaddr2
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/python tools/role_docs.py --check
 	tools/sanity.sh
