@@ -102,6 +102,12 @@ def trials(result: Result, count: int, bound: float, back_in: float) -> None:
         back_in_cluster(active, back_in)
 
 
+# After a node rejoins, the next trial waits this long: in one trial that powered off the other
+# node 2 s after the rejoined node's heartbeat had started, that heartbeat took 2 s, not 0.5 s,
+# to declare its peer dead (11:56 on 2026-11-22). Trials measure a settled pair.
+SETTLE_S = 5.0
+
+
 def back_in_cluster(node: str, timeout: float) -> None:
     webpair.wait_for(
         f"{node} back in the cluster",
@@ -111,6 +117,7 @@ def back_in_cluster(node: str, timeout: float) -> None:
         ),
         timeout,
     )
+    time.sleep(SETTLE_S)
 
 
 # -- keepalived ------------------------------------------------------------------------------------

@@ -20,12 +20,14 @@ PREFIX = os.environ.get("HAKIT_LAB_PREFIX", "hkl")
 
 
 @pytest.fixture
-def netns():
+def netns(tmp_path):
     name = f"{PREFIX}-agent-{uuid.uuid4().hex[:6]}"
     subprocess.run(["ip", "netns", "add", name], check=True)
+    # `ip netns exec` keeps the host's filesystem: the agent's state goes to the test's directory.
+    env = dict(os.environ, HAKIT_IPADDR2_STATE=str(tmp_path / "state"))
     try:
         run = lambda *argv: subprocess.run(  # noqa: E731
-            ["ip", "netns", "exec", name, *argv], text=True, capture_output=True
+            ["ip", "netns", "exec", name, *argv], text=True, capture_output=True, env=env
         )
         assert run("ip", "link", "set", "lo", "up").returncode == 0
         # No dummy driver on these machines: a veth pair with both ends in the namespace.
