@@ -36,8 +36,10 @@ Issue 4's target for the defaults: median outage <= 1.0 s, 0 spurious takeovers 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -187,13 +189,63 @@ esac
 """
 
 
+class HostStalls(threading.Thread):
+    """How long the machine itself stops: a real-time thread that sleeps 10 ms, over and over.
+
+    Heartbeat runs real-time too, so the busy loops of the stress fault cannot delay either; when
+    this thread wakes up late, every process on the machine did (the hypervisor's steal time),
+    and a late heartbeat then is not heartbeat's. Also reads the steal time from /proc/stat.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.longest_s = 0.0
+        self.over_200ms = 0
+        self.steal_s = 0.0
+        self.realtime = False
+
+    @staticmethod
+    def _steal_jiffies() -> int:
+        with open("/proc/stat") as stat:
+            return int(stat.readline().split()[8])
+
+    def run(self) -> None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
+            self.realtime = True
+        except OSError:
+            self.realtime = False
+        steal = self._steal_jiffies()
+        while not self.stop.is_set():
+            before = time.monotonic()
+            time.sleep(0.01)
+            late = time.monotonic() - before - 0.01
+            self.longest_s = max(self.longest_s, late)
+            self.over_200ms += late > 0.2
+        self.steal_s = (self._steal_jiffies() - steal) / os.sysconf("SC_CLK_TCK")
+
+
 def soak(seconds: float) -> str:
     """Both nodes CPU-stressed for `seconds` with the client polling; what heartbeat and the client saw."""
     marks = {n: int(webpair.sh(n, SOAK_LOG, "mark", check=True).stdout) for n in webpair.NODES}
+    # heartbeat's processes that run real-time (SCHED_RR), out of all of them, per node.
+    policies = {
+        n: webpair.sh(
+            n,
+            'rr=0; all=0; for p in $(pidof heartbeat); do all=$((all + 1)); chrt -p "$p" | grep -q SCHED_RR && '
+            'rr=$((rr + 1)); done; echo "$rr/$all"',
+        ).stdout.strip()
+        for n in webpair.NODES
+    }
+    stalls = HostStalls()
+    stalls.start()
     probe = webpair.Probe(duration=seconds)
     for node in webpair.NODES:
         webpair.lab("fault", "stress", node, f"{seconds:g}")
     samples = probe.samples()
+    stalls.stop.set()
+    stalls.join()
     logs = {n: webpair.sh(n, SOAK_LOG, "since", str(marks[n]), check=True).stdout for n in webpair.NODES}
     declared_dead = sum(line.count(": is dead") for text in logs.values() for line in text.splitlines())
     acquired = sum(
@@ -213,7 +265,10 @@ def soak(seconds: float) -> str:
         f"soak: {seconds:g} s, both nodes CPU-stressed, the defaults: {declared_dead} peer(s) declared dead, "
         f"{acquired} takeover(s); late heartbeats {len(late)} (longest {max(late, default=0)} ms); "
         f"client: {len(samples)} requests, answered by {', '.join(f'{n} {c}' for n, c in sorted(counts.items()))}, "
-        f"longest gap {gap:.2f} s"
+        f"longest gap {gap:.2f} s; the machine itself (a {'real-time' if stalls.realtime else 'NOT real-time'} "
+        "thread sleeping 10 ms): longest stall "
+        f"{stalls.longest_s * 1000:.0f} ms, {stalls.over_200ms} over 200 ms, steal time {stalls.steal_s:.1f} s; "
+        f"heartbeat processes running SCHED_RR: {', '.join(f'{n} {p}' for n, p in policies.items())}"
     )
 
 
@@ -271,6 +326,12 @@ def main() -> int:
         webpair.restore()
         trials(ours, args.trials, bound=30, back_in=120)
 
+        if args.soak_seconds > 0:
+            say(f"soak: {args.soak_seconds:g} s with both nodes CPU-stressed")
+            webpair.restore()
+            soak_line = soak(args.soak_seconds)
+            say(soak_line)
+
         say("converging: the address moved by Debian's OCF IPaddr2 agent")
         webpair.converged({"heartbeat_ipaddr2_agent": "ocf"})
         webpair.restore()
@@ -280,12 +341,6 @@ def main() -> int:
         webpair.converged(address_only_vars())
         webpair.restore()
         trials(address_only, args.trials, bound=30, back_in=120)
-
-        if args.soak_seconds > 0:
-            say(f"soak: {args.soak_seconds:g} s with both nodes CPU-stressed")
-            webpair.restore()
-            soak_line = soak(args.soak_seconds)
-            say(soak_line)
 
         say("keepalived in place of heartbeat on both nodes")
         keepalived_pair()
