@@ -50,7 +50,7 @@ def test_durations_are_written_in_ha_cf_form(value, token):
 def test_seed_timings_pass_and_take_about_thirty_seconds():
     result = hb.check_timings(2, 30, 10, 120)
     assert result["errors"] == [] and result["warnings"] == []
-    assert (result["takeover_min_ms"], result["takeover_max_ms"]) == (28800, 31200)
+    assert (result["takeover_min_ms"], result["takeover_max_ms"]) == (28400, 31200)
 
 
 def test_default_timings_pass_and_estimate_the_lab_measurement():

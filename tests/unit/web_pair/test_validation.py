@@ -52,7 +52,7 @@ def test_there_are_enough_bad_inventories():
 
 def test_the_lab_inventory_passes_validation(good):
     assert good.returncode == 0, good.stdout + good.stderr
-    assert "Expected takeover when the active node dies: 1.2 to 1.7 s" in good.stdout
+    assert "Expected takeover when the active node dies: 0.8 to 1.7 s" in good.stdout
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
