@@ -68,4 +68,6 @@ def test_haresources_is_identical_on_both_nodes(tmp_path):
     out = tmp_path / "out"
     render("example", out, tmp_path / "work")
     assert (out / "node1" / "haresources").read_text() == (out / "node2" / "haresources").read_text()
-    assert "node1 hakit-IPaddr2::192.168.0.29/24/eth0 apache2\n" in (out / "node1" / "haresources").read_text()
+    assert (
+        "node1 hakit-IPaddr2::192.168.0.29/24/eth0 apache2\n" in (out / "node1" / "haresources").read_text()
+    )
