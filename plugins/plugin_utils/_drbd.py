@@ -9,6 +9,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import parse_msec
+
 # Split-brain policies that throw one node's writes away without asking anybody.
 SAFE_POLICIES = {
     "after_sb_0pri": ("disconnect",),
@@ -19,12 +21,78 @@ SAFE_POLICIES = {
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _DEVICE = re.compile(r"^/dev/drbd(\d+)$")
 
+# DRBD 8.4's net defaults (drbd_limits.h), for options the inventory leaves out: seconds for
+# ping-int and connect-int, tenths of a second for ping-timeout and timeout.
+NET_DEFAULTS = {"ping-int": 10, "ping-timeout": 5, "timeout": 60, "connect-int": 10}
+# Debian's drbddisk (drbd-utils) tries `drbdadm primary` 6 times, 1 s apart, then fails the takeover.
+DRBDDISK_RETRY_S = 5
+# What the group's resources before drbddisk and the drbdadm calls themselves may take.
+TAKEOVER_SLACK_S = 1
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def net_problems(net, where, deadtime=None, keepalive=None):
+    """The net options' own ordering rule, and whether a surviving Secondary notices a dead peer
+    in time for drbddisk to promote it.
+
+    After the Primary loses power, DRBD on the Secondary sees the connection die only when a ping
+    goes unanswered: at worst ping-int + ping-timeout after the last packet. Until then `drbdadm
+    primary` is refused (the peer is still Primary), and drbddisk gives up after 5 s of retries,
+    which fails the whole takeover. Heartbeat starts drbddisk deadtime - keepalive after the power
+    loss at the earliest; without heartbeat's timings, the check assumes it starts at once.
+    """
+    problems = []
+    values = {}
+    for key, default in NET_DEFAULTS.items():
+        value = _number(net.get(key, default))
+        if value is None or value <= 0:
+            problems.append("%s %s must be a positive number, got %r" % (where, key, net.get(key)))
+        values[key] = value
+    if problems:
+        return problems
+    ping_int, ping_timeout = values["ping-int"], values["ping-timeout"] / 10
+    timeout = values["timeout"] / 10
+    if not timeout < min(ping_int, values["connect-int"]):
+        problems.append(
+            "%s timeout (%g s, written in tenths of a second) must be lower than ping-int (%g s) and "
+            "connect-int (%g s), as DRBD requires: lower timeout or raise ping-int and connect-int"
+            % (where, timeout, ping_int, values["connect-int"])
+        )
+    detect = ping_int + ping_timeout
+    dead_ms, keep_ms = parse_msec(deadtime), parse_msec(keepalive)
+    start = (dead_ms - (keep_ms or 0)) / 1000 if dead_ms else 0
+    window = start + DRBDDISK_RETRY_S - TAKEOVER_SLACK_S
+    if detect > window:
+        problems.append(
+            "%s: DRBD may need ping-int + ping-timeout = %g s to notice a peer that lost power, but "
+            "drbddisk stops retrying `drbdadm primary` %g s after the takeover starts (%s), so the "
+            "surviving node would give the resources up: lower ping-int to %d or less (ping-timeout "
+            "is in tenths of a second)%s"
+            % (
+                where,
+                detect,
+                window,
+                "heartbeat_deadtime - heartbeat_keepalive + 5 s - 1 s for the resources before it"
+                if dead_ms
+                else "5 s - 1 s for the resources before it, heartbeat_deadtime unknown here",
+                max(1, int(window - ping_timeout)),
+                "" if dead_ms else ", or set heartbeat_deadtime where this play sees it",
+            )
+        )
+    return problems
+
 
 def config_problems(cfg):
     """Messages naming the variable and the fix; empty when the settings are sound.
 
     ``cfg`` holds the role's variables without the ``drbd_`` prefix, plus ``nodename`` (this host's
-    ``uname -n``).
+    ``uname -n``) and, when the play knows them, ``heartbeat_deadtime`` and ``heartbeat_keepalive``.
     """
     problems = []
     nodes = list(cfg.get("nodes") or [])
@@ -105,6 +173,15 @@ def config_problems(cfg):
             problems.append(
                 "%s.primary must be one of %r (the node promoted once for the initial sync), got %r"
                 % (where, nodes, res.get("primary"))
+            )
+        if isinstance(cfg.get("net_options"), dict):
+            problems.extend(
+                net_problems(
+                    dict(cfg["net_options"], **(res.get("net_options") or {})),
+                    "drbd_net_options" if not res.get("net_options") else "%s.net_options" % where,
+                    cfg.get("heartbeat_deadtime"),
+                    cfg.get("heartbeat_keepalive"),
+                )
             )
         mount = res.get("mount")
         if mount is not None and not str(mount).startswith("/"):
