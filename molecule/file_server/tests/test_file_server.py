@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -83,6 +84,12 @@ def status(node):
     out = result.stdout
     assert "=>" in out, out + result.stderr
     return json.loads(out.split("=>", 1)[1])["status"]
+
+
+def mounted(node):
+    """Whether the document root lives on the DRBD device on `node` (Heartbeat's Filesystem mounts
+    /srv/data; the document root below it is no mount point, hence --target)."""
+    return host(node).run(f"findmnt -n -o SOURCE --target {DOCROOT}").stdout.strip() == "/dev/drbd0"
 
 
 def client_probe(duration):
@@ -182,14 +189,21 @@ def test_a_net_option_change_applies_with_adjust_and_no_outage():
     probe = client_probe(duration=60)
     try:
         for node in ("node1", "node2"):
-            host(node).check_output("sed -i 's/ping-timeout 9;/ping-timeout 11;/' /etc/drbd.d/r0.res")
+            # One tenth of a second more than the inventory's ping-timeout, whatever that is.
+            host(node).check_output(
+                "cp /etc/drbd.d/r0.res /root/r0.res.orig && "
+                'awk \'$1 == "ping-timeout" {sub(/[0-9]+;/, $2 + 1 ";")} {print}\' /root/r0.res.orig'
+                " > /etc/drbd.d/r0.res"
+            )
+            wanted = host(node).check_output("awk '$1 == \"ping-timeout\" {print $2}' /etc/drbd.d/r0.res")
             result = drbd_module(node, "name=r0")
             assert "CHANGED" in result.stdout and '"adjust"' in result.stdout, result.stdout
-            assert "ping-timeout" in host(node).check_output("drbdsetup show r0")
+            shown = re.search(r"ping-timeout\s+(\d+);", host(node).check_output("drbdsetup show r0"))
+            assert shown and shown.group(1) == wanted.rstrip(";"), shown
     finally:
         for node in ("node1", "node2"):
             host(node).run(
-                "sed -i 's/ping-timeout 11;/ping-timeout 9;/' /etc/drbd.d/r0.res && drbdadm adjust r0"
+                "[ -f /root/r0.res.orig ] && mv /root/r0.res.orig /etc/drbd.d/r0.res && drbdadm adjust r0"
             )
     samples = probe.samples()
     assert samples, "the probe saw nothing"
@@ -209,7 +223,7 @@ def test_power_off_node1_node2_serves_the_same_bytes():
     lab("fault", "poweroff", "node1")
     wait_for(
         "node2 serving",
-        lambda: fetch("index.html") is not None and host("node2").run(f"findmnt {DOCROOT}").rc == 0,
+        lambda: fetch("index.html") is not None and mounted("node2"),
         TAKEOVER_BOUND,
     )
     assert served_sums(names) == written
@@ -272,7 +286,7 @@ def test_both_sides_write_while_apart_split_brain_is_reported_not_resolved():
     and each node still has its own file."""
     lab("fault", "partition", "node1", "node2")
     try:
-        wait_for("node1 taking over", lambda: host("node1").run(f"findmnt {DOCROOT}").rc == 0, TAKEOVER_BOUND)
+        wait_for("node1 taking over", lambda: mounted("node1"), TAKEOVER_BOUND)
         mine = {node: write_blobs(node, [f"split_{node}.bin"], size_kib=256) for node in ("node1", "node2")}
     finally:
         lab("fault", "heal")
@@ -290,7 +304,7 @@ def test_both_sides_write_while_apart_split_brain_is_reported_not_resolved():
     assert logged, "the split-brain handler logged nothing"
     for node, sums in mine.items():
         name, digest = next(iter(sums.items()))
-        if host(node).run(f"findmnt {DOCROOT}").rc == 0:
+        if mounted(node):
             assert host(node).check_output(f"sha256sum {DOCROOT}/{name}").split()[0] == digest
         else:
             # The node gave the resources up after the heal: its writes are still on its disk.
