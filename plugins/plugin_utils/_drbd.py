@@ -128,6 +128,9 @@ def config_problems(cfg):
             "drbd_resources is empty: list at least one resource (name, device, disk, addresses, primary)"
         )
     seen = dict(name=set(), device=set(), port=set())
+    # drbd_net_options is checked once, with the first resource that does not override it.
+    timings = (cfg.get("heartbeat_deadtime"), cfg.get("heartbeat_keepalive"))
+    common_net_checked = False
     for index, res in enumerate(resources):
         where = "drbd_resources[%d]" % index
         name = str(res.get("name", ""))
@@ -174,15 +177,15 @@ def config_problems(cfg):
                 "%s.primary must be one of %r (the node promoted once for the initial sync), got %r"
                 % (where, nodes, res.get("primary"))
             )
-        if isinstance(cfg.get("net_options"), dict):
+        if isinstance(cfg.get("net_options"), dict) and res.get("net_options"):
             problems.extend(
                 net_problems(
-                    dict(cfg["net_options"], **(res.get("net_options") or {})),
-                    "drbd_net_options" if not res.get("net_options") else "%s.net_options" % where,
-                    cfg.get("heartbeat_deadtime"),
-                    cfg.get("heartbeat_keepalive"),
+                    dict(cfg["net_options"], **res["net_options"]), "%s.net_options" % where, *timings
                 )
             )
+        elif isinstance(cfg.get("net_options"), dict) and not common_net_checked:
+            problems.extend(net_problems(cfg["net_options"], "drbd_net_options", *timings))
+            common_net_checked = True
         mount = res.get("mount")
         if mount is not None and not str(mount).startswith("/"):
             problems.append("%s.mount must be an absolute path, got %r" % (where, mount))
