@@ -95,7 +95,7 @@ bench-uplink: setup
 
 # LVS figures on the lvs_dr lab: not part of `make bench` until it has run once (issue 6).
 bench-lvs: setup
-	$(BIN)/python bench/lvs.py
+	$(BIN)/python bench/lvs.py $(ARGS)
 
 # DRBD figures on the file-server lab's VMs: not part of `make bench` until it has run once (issue 5).
 bench-drbd: setup

@@ -183,6 +183,12 @@ def settled(active: str = PREFERRED) -> bool:
     )
 
 
+def running() -> bool:
+    """Whether a converged pair is up already: one director holds the VIP and the pair is settled."""
+    found = holders()
+    return len(found) == 1 and settled(found[0])
+
+
 def other(director: str) -> str:
     return DIRECTORS[1] if director == DIRECTORS[0] else DIRECTORS[0]
 

@@ -34,12 +34,18 @@ def pair():
     ]
     if os.geteuid() != 0 or missing:
         pytest.skip(f"the lab needs root{' and ' + ', '.join(missing) if missing else ''}")
-    lvs.up()
+    # A pair already up and converged (`.venv/bin/python bench/lvs.py --keep`) is used as it is and left up:
+    # a converge of the two directors takes ~40 min under TCG.
+    reused = lvs.running()
+    if not reused:
+        lvs.up()
     try:
-        lvs.converged()
+        if not reused:
+            lvs.converged()
         yield
     finally:
-        lvs.down()
+        if not reused:
+            lvs.down()
 
 
 @pytest.fixture
@@ -65,8 +71,12 @@ def test_1_a_dead_web_server_is_taken_out_and_the_service_continues(active):
     assert weight(active, "web1") == lvs.WEIGHTS["web1"]
     after = lvs.split(30)
     assert after == {"web1": 30}, after
-    print(f"web2 off: longest gap {measured.longest_gap_s} s, {measured.failed_requests} failed requests")
-    assert measured.longest_gap_s < lvs.TARGETS["removal_s"] + 1.0, lvs.names(samples)
+    # The time to removal is a figure (`make bench-lvs`), not asserted here: only that it ends.
+    print(
+        f"web2 off: longest gap {measured.longest_gap_s} s, {measured.failed_requests} failed requests, "
+        f"answers {lvs.names(samples)}"
+    )
+    assert measured.longest_gap_s < BOUND, lvs.names(samples)
 
 
 def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
