@@ -422,7 +422,12 @@ def main() -> int:
     started = time.monotonic()
     if not args.no_converge:
         up()
-        converged()
+        log = ROOT / ".cache" / "lvs-converge.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(converged().stdout)
+        print(
+            f"converged in {time.monotonic() - started:.0f} s (the playbook's output: {log.relative_to(ROOT)})"
+        )
     try:
         values = figures()
     finally:
