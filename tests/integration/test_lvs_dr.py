@@ -19,12 +19,17 @@ import pytest
 
 pytestmark = [
     pytest.mark.vm,
-    # The pair passes molecule lvs_dr (once, 2026-12-01); these cases have not run against it yet.
-    pytest.mark.skip(reason="issue 6: seed 003's failure cases have not run on the lab yet"),
+    # All five passed by hand on the lab (2026-12-01), but a converge of the two director VMs alone
+    # takes ~30 min under TCG and the cases ~20 more: beside file_server that exceeds CI's 90 min.
+    pytest.mark.skip(reason="issue 6: passed on the lab by hand; ~50 min under TCG, too long for CI"),
 ]
 
-# A takeover or a removal must happen within this; the lab's settings measure about 1-3 s.
+# A removal must happen within this (the lab measures ~5 s: checkinterval 1, negotiatetimeout 3).
 BOUND = 30.0
+# A director takeover within this: under TCG the lab measured 54 s from power-off to the real
+# servers answering again (deadtime 10, then heartbeat starts ldirectord, the sync master and
+# the VIP in emulated VMs). How long it takes is a figure (`make bench-lvs`), not asserted here.
+TAKEOVER_BOUND = 150.0
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +86,12 @@ def test_1_a_dead_web_server_is_taken_out_and_the_service_continues(active):
 
 def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
     standby = lvs.other(active)
-    measured, samples = lvs.fault_under_probe(("poweroff", active), expect="served-by web", bound=BOUND)
+    measured, samples = lvs.fault_under_probe(
+        ("poweroff", active), expect="served-by web", bound=TAKEOVER_BOUND
+    )
     assert measured.to_expected_s is not None, f"no answer after {active} died: {lvs.names(samples)}"
     print(f"{active} off: client outage {measured.longest_gap_s} s")
-    lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], BOUND)
+    lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], TAKEOVER_BOUND)
     state = lvs.director_state(standby)
     assert state["ldirectord"] == "running" and "master" in state["sync"], state
     assert lvs.split(30).keys() == {"web1", "web2"}
@@ -93,9 +100,11 @@ def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
 def test_3_a_web_server_and_the_active_director_die_at_once(active):
     standby = lvs.other(active)
     lvs.lab("fault", "poweroff", "web2")
-    measured, samples = lvs.fault_under_probe(("poweroff", active), expect="served-by web1", bound=BOUND)
+    measured, samples = lvs.fault_under_probe(
+        ("poweroff", active), expect="served-by web1", bound=TAKEOVER_BOUND
+    )
     assert measured.to_expected_s is not None, f"web1 never answered: {lvs.names(samples)}"
-    lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], BOUND)
+    lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], TAKEOVER_BOUND)
     lvs.wait_for(f"web2 out of {standby}'s table", lambda: weight(standby, "web2") in (0, None), BOUND)
     assert lvs.split(30) == {"web1": 30}
 
@@ -117,7 +126,7 @@ def test_5_both_web_servers_and_the_active_director_die_the_other_fallback_answe
     lvs.lab("fault", "poweroff", "web1")
     lvs.lab("fault", "poweroff", "web2")
     measured, samples = lvs.fault_under_probe(
-        ("poweroff", active), expect=f"served-by {standby}", bound=BOUND
+        ("poweroff", active), expect=f"served-by {standby}", bound=TAKEOVER_BOUND
     )
     assert measured.to_expected_s is not None, (
         f"the fallback on {standby} never answered: {lvs.names(samples)}"
