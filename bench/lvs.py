@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT / ".collections"))
 import outage  # noqa: E402
 import webpair  # noqa: E402
 from ansible_collections.hakit.cluster.plugins.module_utils._ipvs import parse_rules  # noqa: E402
+from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import parse_msec  # noqa: E402
 
 INVENTORY = ROOT / "inventory" / "lab" / "lvs_dr" / "hosts.yml"
 PLAYBOOK = ROOT / "playbooks" / "lvs.yml"
@@ -52,7 +53,7 @@ sh = webpair.sh
 def wait_for(what: str, condition, timeout: float, interval: float = 1.0):
     """webpair.wait_for, describing the director pair on timeout; polls once a second, which the
     directors' single emulated CPU can afford."""
-    return webpair.wait_for(what, condition, timeout, interval=interval, state=lambda: describe())
+    return webpair.wait_for(what, condition, timeout, interval=interval, state=describe)
 
 
 # The director as heartbeat, the kernel and the process table see it, one `key=value` a line.
@@ -191,10 +192,11 @@ def settled(active: str = PREFERRED) -> bool:
     )
 
 
-def running() -> bool:
-    """Whether a converged pair is up already: one director holds the VIP and the pair is settled."""
+def settled_active() -> str:
+    """The active director if the pair is settled (one director holds the VIP, see settled()),
+    else ''. A settled pair is up and converged already."""
     found = holders()
-    return len(found) == 1 and settled(found[0])
+    return found[0] if len(found) == 1 and settled(found[0]) else ""
 
 
 def other(director: str) -> str:
@@ -232,12 +234,9 @@ def restore(timeout: float = 240.0) -> str:
             check=True,
             timeout=180,
         )
-
-    def one_settled():
-        found = holders()
-        return found[0] if len(found) == 1 and settled(found[0]) else ""
-
-    return wait_for("one director active with both real servers, the other standing by", one_settled, timeout)
+    return wait_for(
+        "one director active with both real servers, the other standing by", settled_active, timeout
+    )
 
 
 # -- the client's view -------------------------------------------------------------------------------
@@ -372,13 +371,6 @@ def heartbeat_timings(director: str = PREFERRED) -> dict[str, str]:
     }
 
 
-def seconds(value: str) -> float:
-    """An ha.cf time (`10`, `500ms`, `2s`) in seconds."""
-    if value.endswith("ms"):
-        return float(value[:-2]) / 1000
-    return float(value.rstrip("s"))
-
-
 def figures() -> dict[str, object]:
     restore()
     timings = heartbeat_timings()
@@ -415,7 +407,7 @@ def report(values: dict[str, object]) -> str:
         f"(target <= {TARGETS['director_outage_s']} s; {values['director_failed_requests']} failed requests, "
         f"answers {values['director_answers']})"
     )
-    deadtime = seconds(values["heartbeat"].get("deadtime", "0"))
+    deadtime = parse_msec(values["heartbeat"].get("deadtime", "0")) / 1000
     lines.append(
         f"    of which heartbeat's deadtime            {deadtime:.2f} s   (the lab's ha.cf: "
         + ", ".join(f"{k} {v}" for k, v in sorted(values["heartbeat"].items()))

@@ -316,11 +316,16 @@ def served_by() -> str:
     return samples[0]["body"] if samples else "no answer"
 
 
+def answered_by(sample: dict) -> str:
+    """The node that answered one probe request, or 'failed'."""
+    return next((n for n in NODES if sample["ok"] and n in sample["body"]), "failed")
+
+
 def answers(samples: list[dict]) -> dict[str, int]:
     """How many requests each node answered, and how many failed ('failed')."""
     counts: dict[str, int] = {}
     for sample in samples:
-        key = next((n for n in NODES if sample["ok"] and n in sample["body"]), "failed")
+        key = answered_by(sample)
         counts[key] = counts.get(key, 0) + 1
     return counts
 

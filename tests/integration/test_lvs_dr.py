@@ -41,16 +41,15 @@ def pair():
         pytest.skip(f"the lab needs root{' and ' + ', '.join(missing) if missing else ''}")
     # A pair already up and converged (`.venv/bin/python bench/lvs.py --keep`) is used as it is and left up:
     # a converge of the two directors takes ~40 min under TCG.
-    reused = lvs.running()
-    if not reused:
-        lvs.up()
+    if lvs.settled_active():
+        yield
+        return
+    lvs.up()
     try:
-        if not reused:
-            lvs.converged()
+        lvs.converged()
         yield
     finally:
-        if not reused:
-            lvs.down()
+        lvs.down()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,7 +164,7 @@ def handed_over(first: str, then: str, samples: list[dict]) -> str:
     answer in the end, and no third server may answer.
     """
     counts = webpair.answers(samples)
-    order = [n for s in samples for n in webpair.NODES if s["ok"] and n in s["body"]]
+    order = [n for n in map(webpair.answered_by, samples) if n != "failed"]
     if set(counts) - {first, then, "failed"} or then not in counts:
         return f"the client saw {counts}"
     if first in order[order.index(then) :]:
@@ -181,15 +180,16 @@ def test_turning_auto_failback_on_hands_the_resources_home(healthy):
     # The converge reloads heartbeat on each node in turn. Once both run with auto_failback on,
     # ipfail on node2 gives node1's resources back ("Giving up foreign resources (auto_failback)"
     # in ha-log): the preferred node serves whenever it is up, which is what the setting means.
-    probe = webpair.Probe(duration=1800)
-    started = time.time()
-    try:
-        result = webpair.converge({"heartbeat_auto_failback": True})
-        assert result.returncode == 0, result.stdout[-3000:]
-        webpair.wait_for("node1 active, node2 standby", lambda: webpair.settled("node1"), TAKEOVER_BOUND)
-    finally:
-        samples = probe.stop()
-    samples += webpair.Probe(duration=QUIET_WATCH).samples()
+    results = []
+
+    def turn_on():
+        results.append(webpair.converge({"heartbeat_auto_failback": True}))
+        if results[0].returncode == 0:
+            webpair.wait_for("node1 active, node2 standby", lambda: webpair.settled("node1"), TAKEOVER_BOUND)
+
+    samples = seen_while(turn_on)
+    result = results[0]
+    assert result.returncode == 0, result.stdout[-3000:]
     reloads = re.findall(
         r"RUNNING HANDLER \[hakit\.cluster\.heartbeat : Reload heartbeat\] \**\nchanged: \[(\w+)\]",
         result.stdout,
@@ -197,7 +197,7 @@ def test_turning_auto_failback_on_hands_the_resources_home(healthy):
     assert reloads == ["node1", "node2"], "heartbeat was not reloaded on each node in turn"
     problem = handed_over("node2", "node1", samples)
     assert not problem, f"while auto_failback was turned on {problem}"
-    failback = outage.measure(samples, started, "node1")
+    failback = outage.measure(samples, samples[0]["t"], "node1")
     print(
         f"failback when auto_failback was turned on: longest gap {failback.longest_gap_s} s, "
         f"{failback.failed_requests} failed requests; the client saw {webpair.answers(samples)}"
