@@ -13,7 +13,8 @@ description:
     expire_nodest_conn/expire_quiescent_template pair when servers are quiescent), whether a service
     uses NAT (masq), and the list of mistakes, each naming the variable and the fix.
   - With O(heartbeat_groups) the heartbeat resource groups are checked to start ldirectord with
-    this configuration, the sync daemon's master role and to hold every VIP.
+    this configuration, the sync daemon's master role and to hold every VIP. Without, ldirectord runs
+    as Debian's ldirectord.service, which reads only /etc/ha.d/ldirectord.cf.
 options:
   _input:
     description: The settings, keys as the role's variables without prefix.
@@ -49,6 +50,7 @@ from ansible_collections.hakit.cluster.plugins.plugin_utils._lvs import (
     director_sysctls,
     heartbeat_problems,
     ldirectord_cf,
+    service_problems,
     uses_masq,
 )
 
@@ -57,6 +59,8 @@ def lvs_director(settings, heartbeat_groups=None, heartbeat_nodes=None):
     problems = director_problems(settings)
     if heartbeat_groups is not None:
         problems += heartbeat_problems(settings, heartbeat_groups, heartbeat_nodes or [])
+    else:
+        problems += service_problems(settings)
     return {
         "problems": problems,
         "config": "" if problems else ldirectord_cf(settings),

@@ -292,6 +292,22 @@ def director_problems(settings, var="lvs_director"):
     return found
 
 
+# Debian's ldirectord.service runs `ldirectord start`, which reads this file and no other.
+SERVICE_CONFIG_FILE = "/etc/ha.d/ldirectord.cf"
+
+
+def service_problems(settings, var="lvs_director"):
+    """What a director running ldirectord as its own service (no heartbeat) must not set."""
+    config = str(settings.get("config_file", ""))
+    if config != SERVICE_CONFIG_FILE:
+        return [
+            f"{var}_config_file: {config!r} is not read by Debian's ldirectord.service, which runs "
+            f"`ldirectord start` with {SERVICE_CONFIG_FILE}; use {SERVICE_CONFIG_FILE} (or set "
+            f"{var}_managed_by_heartbeat: true and start ldirectord::{posixpath.basename(config)} from heartbeat)"
+        ]
+    return []
+
+
 def heartbeat_problems(settings, groups, nodes, var="lvs_director"):
     """What the heartbeat resource groups lack for a director pair: ldirectord started with this
     configuration, the sync daemon's master role, and every VIP of the virtual services."""

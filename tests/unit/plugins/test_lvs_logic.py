@@ -183,6 +183,18 @@ def test_heartbeat_must_start_ldirectord_sync_and_hold_the_vip():
     assert problems and "other.cf" in problems[0]
 
 
+def test_ldirectord_as_a_service_reads_only_debians_default_file():
+    settings = seed_003()
+    assert lvs.service_problems(settings) == []
+    settings["config_file"] = "/etc/ha.d/other.cf"
+    (problem,) = lvs.service_problems(settings)
+    assert problem.startswith("lvs_director_config_file: '/etc/ha.d/other.cf' is not read by")
+    assert "ldirectord::other.cf" in problem
+    # Through the filter: without heartbeat groups the service rule applies, with them it does not.
+    assert lvs_director(settings)["problems"] == [problem]
+    assert problem not in lvs_director(settings, SEED_003_GROUPS, ["loadb1", "loadb2"])["problems"]
+
+
 def test_dr_real_server_gets_lo0_and_arp_settings():
     result = lvs_realserver(
         {
