@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from collections import namedtuple
+from operator import itemgetter
 
 DEFAULT_SCHEDULER = "wlc"
 DEFAULT_PERSISTENT_TIMEOUT = 360  # what ipvsadm 1.31 sets for -p without a value (captured in the lab)
@@ -122,10 +124,31 @@ class IpvsError(ValueError):
 
 Address = namedtuple("Address", ["text", "family", "key"])
 
+# An IPv4 address as ipaddress prints it (no leading zeros): such text is its own canonical form.
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(r"\.".join([_OCTET] * 4))
+
+
+class _Where(object):
+    """Where an error is ('line 3 (...)', 'config[0].real_servers[7]'), formatted only for a message."""
+
+    __slots__ = ("args", "template")
+
+    def __init__(self, template, *args):
+        self.template = template
+        self.args = args
+
+    def __str__(self):
+        return self.template % self.args
+
 
 @functools.lru_cache(maxsize=None)
 def _parse_address(text):
     """An address in canonical text, its family and a sort key; each text is parsed once."""
+    match = _CANONICAL_IPV4.fullmatch(text)
+    if match:  # what ipaddress would return, without building its objects
+        a, b, c, d = match.groups()
+        return Address(text, "ipv4", (4, int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d)))
     ip = ipaddress.ip_address(text)
     return Address(str(ip), "ipv6" if ip.version == 6 else "ipv4", (ip.version, int(ip)))
 
@@ -140,17 +163,29 @@ def _address(text, where):
 
 
 def _int(text, low, high, where, what):
-    try:
-        value = int(str(text), 10)
-    except ValueError:
-        raise IpvsError("%s: %s %r is not a number" % (where, what, text)) from None
+    if isinstance(text, int) and not isinstance(text, bool):  # as it is; str(True) is no number
+        value = text
+    else:
+        try:
+            value = int(str(text), 10)
+        except ValueError:
+            raise IpvsError("%s: %s %r is not a number" % (where, what, text)) from None
     if not low <= value <= high:
         raise IpvsError("%s: %s %d is outside %d..%d" % (where, what, value, low, high))
     return value
 
 
+# split_host_port's answers by text: ipvsadm's listings name each real server twice, and the
+# module reads the table again after a change.
+_HOST_PORTS = {}
+
+
 def split_host_port(text, where):
     """'10.0.0.1:80' / '[2001:db8::1]:80' / '10.0.0.1' -> (canonical address, port or None)."""
+    known = _HOST_PORTS.get(text)
+    if known is not None:
+        return known
+    key = text
     text = text.strip()
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
@@ -164,6 +199,7 @@ def split_host_port(text, where):
     address = _address(host, where).text
     if port is not None:
         port = _int(port, 0, 65535, where, "port")
+    _HOST_PORTS[key] = address, port
     return address, port
 
 
@@ -259,12 +295,15 @@ def sort_table(services):
 
 
 def _tokenize(line):
-    tokens = []
-    for token in line.split("#", 1)[0].split():
-        if token.startswith("--") and "=" in token:
-            tokens.extend(token.split("=", 1))
-        else:
-            tokens.append(token)
+    if "#" not in line and "=" not in line:  # as ipvsadm -S prints every line
+        tokens = line.split()
+    else:
+        tokens = []
+        for token in line.split("#", 1)[0].split():
+            if token.startswith("--") and "=" in token:
+                tokens.extend(token.split("=", 1))
+            else:
+                tokens.append(token)
     if tokens and tokens[0] == "ipvsadm":
         tokens = tokens[1:]
     return tokens
@@ -275,29 +314,29 @@ def _parse_rule(tokens, where):
     command = None
     options = {}
     index = 0
-    while index < len(tokens):
+    count = len(tokens)
+    while index < count:
         token = tokens[index]
-        following = tokens[index + 1] if index + 1 < len(tokens) else None
         index += 1
         if token in _COMMANDS and command is None:
             command = _COMMANDS[token]
         elif token in _SERVICE_OPTIONS:
-            if following is None:
+            if index == count:
                 raise IpvsError("%s: %s needs a value" % (where, token))
             options["protocol"] = _SERVICE_OPTIONS[token]
-            options["service"] = following
+            options["service"] = tokens[index]
             index += 1
         elif token in _PERSISTENT_OPTIONS:
             # popt's optional argument: a following number is the timeout.
-            if following is not None and following.isdigit():
-                options["persistent"] = following
+            if index < count and tokens[index].isdigit():
+                options["persistent"] = tokens[index]
                 index += 1
             else:
                 options["persistent"] = str(DEFAULT_PERSISTENT_TIMEOUT)
         elif token in _VALUE_OPTIONS:
-            if following is None:
+            if index == count:
                 raise IpvsError("%s: %s needs a value" % (where, token))
-            options[_VALUE_OPTIONS[token]] = following
+            options[_VALUE_OPTIONS[token]] = tokens[index]
             index += 1
         elif token in _FLAG_OPTIONS:
             name, value = _FLAG_OPTIONS[token]
@@ -343,15 +382,23 @@ def _real_from_rule(options, service, where):
     address, port = split_host_port(options["real"], where)
     real = new_real(address, default_real_port(service) if port is None else port)
     real["forwarding"] = options.get("forwarding", "gate")
-    real["weight"] = _int(options.get("weight", 1), 0, MAX_WEIGHT, where, "weight")
-    real["u_threshold"] = _int(options.get("u_threshold", 0), 0, MAX_THRESHOLD, where, "u_threshold")
-    real["l_threshold"] = _int(options.get("l_threshold", 0), 0, MAX_THRESHOLD, where, "l_threshold")
+    if "weight" in options:
+        real["weight"] = _int(options["weight"], 0, MAX_WEIGHT, where, "weight")
+    if "u_threshold" in options:
+        real["u_threshold"] = _int(options["u_threshold"], 0, MAX_THRESHOLD, where, "u_threshold")
+    if "l_threshold" in options:
+        real["l_threshold"] = _int(options["l_threshold"], 0, MAX_THRESHOLD, where, "l_threshold")
     if real["forwarding"] == "ipip":
         real["tunnel_type"] = options.get("tunnel_type", "ipip")
         if real["tunnel_type"] == "gue":
             real["tunnel_port"] = _int(options.get("tunnel_port"), 1, 65535, where, "tunnel port")
             real["tunnel_checksum"] = options.get("tunnel_checksum", "none")
     return real
+
+
+# An -a line as ipvsadm -S prints those of direct routing and NAT, most of a big table.
+_SAVED_REAL = re.compile(r"-a (-t|-u|--sctp-service|-f) ([^\s#=]+) -r ([^\s#=]+) -([gm]) -w ([0-9]+)")
+_SAVED_FORWARDING = {"g": "gate", "m": "masq"}
 
 
 def parse_rules(text):
@@ -362,13 +409,30 @@ def parse_rules(text):
     which ``ipvsadm -S`` does not print, stay 0 unless the lines carry -x/-y.
     """
     services = {}
+    specs = {}  # the service as the lines name it -> its spec: the -a lines of a service name it alike
     for number, line in enumerate(text.splitlines(), 1):
-        tokens = _tokenize(line)
-        if not tokens:
-            continue
-        where = "line %d (%s)" % (number, line.strip())
-        command, options = _parse_rule(tokens, where)
-        spec = service_spec(_identity_from_rule(options, where))
+        saved = _SAVED_REAL.fullmatch(line)
+        if saved:  # what _parse_rule makes of such a line, without its general loop
+            switch, service, real, forwarding, weight = saved.groups()
+            command = "-a"
+            options = {
+                "protocol": _SERVICE_OPTIONS[switch],
+                "service": service,
+                "real": real,
+                "forwarding": _SAVED_FORWARDING[forwarding],
+                "weight": weight,
+            }
+            where = _Where("line %d (%s)", number, line)
+        else:
+            tokens = _tokenize(line)
+            if not tokens:
+                continue
+            where = _Where("line %d (%s)", number, line.strip())
+            command, options = _parse_rule(tokens, where)
+        named = (options["protocol"], options["service"], options.get("family"))
+        spec = specs.get(named)
+        if spec is None:
+            spec = specs[named] = service_spec(_identity_from_rule(options, where))
         if command == "-A":
             if spec in services:
                 raise IpvsError("%s: virtual service %s is defined twice" % (where, spec))
@@ -389,19 +453,21 @@ def parse_thresholds(text):
         fields = line.split()
         if not fields:
             continue
-        where = "line %d (%s)" % (number, line.strip())
-        if fields[0] in _LIST_PROTOCOLS:
-            address, port = split_host_port(fields[1], where)
-            spec = service_spec({"protocol": _LIST_PROTOCOLS[fields[0]], "address": address, "port": port})
-        elif fields[0] == "FWM":
+        first = fields[0]
+        if first == "->":
+            if len(fields) >= 4 and fields[2].isdigit():
+                where = _Where("line %d (%s)", number, line.strip())
+                if spec is None:
+                    raise IpvsError("%s: real server before any virtual service" % where)
+                address, port = split_host_port(fields[1], where)
+                thresholds[(spec, host_port(address, port))] = (int(fields[2]), int(fields[3]))
+        elif first in _LIST_PROTOCOLS:
+            address, port = split_host_port(fields[1], _Where("line %d (%s)", number, line.strip()))
+            spec = service_spec({"protocol": _LIST_PROTOCOLS[first], "address": address, "port": port})
+        elif first == "FWM":
             family = "ipv6" if len(fields) > 2 and fields[2] == "IPv6" else "ipv4"
-            fwmark = _int(fields[1], 1, MAX_FWMARK, where, "fwmark")
+            fwmark = _int(fields[1], 1, MAX_FWMARK, _Where("line %d (%s)", number, line.strip()), "fwmark")
             spec = service_spec({"protocol": "fwmark", "fwmark": fwmark, "family": family})
-        elif fields[0] == "->" and len(fields) >= 4 and fields[2].isdigit():
-            if spec is None:
-                raise IpvsError("%s: real server before any virtual service" % where)
-            address, port = split_host_port(fields[1], where)
-            thresholds[(spec, host_port(address, port))] = (int(fields[2]), int(fields[3]))
     return thresholds
 
 
@@ -412,8 +478,7 @@ def read_table(save_text, thresholds_text=""):
     for service in services:
         spec = service_spec(service)
         for real in service["real_servers"]:
-            upper, lower = thresholds.get((spec, real_spec(real)), (0, 0))
-            real.update(u_threshold=upper, l_threshold=lower)
+            real["u_threshold"], real["l_threshold"] = thresholds.get((spec, real_spec(real)), (0, 0))
     return services
 
 
@@ -488,16 +553,16 @@ def wanted_services(config):
         reals = entry.get("real_servers")
         if reals is not None:
             reals = [
-                _wanted_real(real, service, "%s.real_servers[%d]" % (where, i))
+                _wanted_real(real, service, _Where("%s.real_servers[%d]", where, i))
                 for i, real in enumerate(reals)
             ]
             real_seen = {}
             for i, real in enumerate(reals):
-                key = real_spec(real)
+                key = (real["address"], real["port"])  # canonical, so the same as comparing real_spec
                 if key in real_seen:
                     raise IpvsError(
                         "%s.real_servers[%d]: real server %s of %s is already listed in real_servers[%d]; "
-                        "list it once" % (where, i, key, spec, real_seen[key])
+                        "list it once" % (where, i, real_spec(real), spec, real_seen[key])
                     )
                 real_seen[key] = i
         service["real_servers"] = reals
@@ -544,13 +609,14 @@ def _check_service(service, where):
 def _merge_real(base, wanted, service, where):
     real = dict(base) if base is not None else new_real(wanted["address"], wanted["port"])
     for key in REAL_ATTRS:
-        if wanted.get(key) is not None:
-            real[key] = wanted[key]
-    given_tunnel = [key for key in TUNNEL_ATTRS if wanted.get(key) is not None]
+        value = wanted.get(key)
+        if value is not None:
+            real[key] = value
     if real["forwarding"] != "ipip":
+        given_tunnel = [key for key in TUNNEL_ATTRS if wanted.get(key) is not None]
         if given_tunnel:
             raise IpvsError("%s: %s applies only to forwarding ipip" % (where, ", ".join(given_tunnel)))
-        real.update(tunnel_type=None, tunnel_port=None, tunnel_checksum=None)
+        real["tunnel_type"] = real["tunnel_port"] = real["tunnel_checksum"] = None
     else:
         real["tunnel_type"] = real["tunnel_type"] or "ipip"
         if real["tunnel_type"] == "gue":
@@ -566,8 +632,11 @@ def _merge_real(base, wanted, service, where):
     return real
 
 
+def _real_name(real, service):
+    return "real server %s of %s" % (real_spec(real), service_spec(service))
+
+
 def _check_real(real, service, where):
-    spec = "real server %s of %s" % (real_spec(real), service_spec(service))
     family = _parse_address(real["address"]).family
     _int(real["weight"], 0, MAX_WEIGHT, where, "weight")
     _int(real["u_threshold"], 0, MAX_THRESHOLD, where, "u_threshold")
@@ -575,12 +644,12 @@ def _check_real(real, service, where):
     if real["l_threshold"] > real["u_threshold"]:
         raise IpvsError(
             "%s: l_threshold %d of %s is above its u_threshold %d (the kernel refuses it)"
-            % (where, real["l_threshold"], spec, real["u_threshold"])
+            % (where, real["l_threshold"], _real_name(real, service), real["u_threshold"])
         )
     if family != service["family"] and real["forwarding"] != "ipip":
         raise IpvsError(
             "%s: %s is %s in an %s service; only forwarding ipip crosses address families"
-            % (where, spec, family, service["family"])
+            % (where, _real_name(real, service), family, service["family"])
         )
     if (
         service["protocol"] != "fwmark"
@@ -590,7 +659,7 @@ def _check_real(real, service, where):
         raise IpvsError(
             "%s: %s cannot use another port than the service with forwarding %s "
             "(ipvsadm forces port %d); use forwarding masq to map ports"
-            % (where, spec, real["forwarding"], service["port"])
+            % (where, _real_name(real, service), real["forwarding"], service["port"])
         )
 
 
@@ -623,10 +692,10 @@ def reconcile(current, wanted, state):
         service = _merge_service(base, entry)
         reals = {}
         if base is not None:
-            reals = {real_spec(real): real for real in base["real_servers"]}
+            reals = {(real["address"], real["port"]): real for real in base["real_servers"]}
         for index, real in enumerate(entry["real_servers"] or []):
-            where = "%s.real_servers[%d]" % (entry["where"], index)
-            key = real_spec(real)
+            where = _Where("%s.real_servers[%d]", entry["where"], index)
+            key = (real["address"], real["port"])
             reals[key] = _merge_real(reals.get(key), real, service, where)
         service["real_servers"] = list(reals.values())
         table[spec] = service
@@ -673,21 +742,27 @@ def render_service(command, service):
 
 def render_real(command, service, real):
     """An -a/-e line carrying every attribute (-e resets what it does not name)."""
-    words = [command, service_spec(service), "-r", real_spec(real), _FORWARDING_SWITCH[real["forwarding"]]]
-    words += ["-w", str(real["weight"])]
+    return _render_real(command, service_spec(service), real)
+
+
+def _render_real(command, spec, real):
+    line = "%s %s -r %s %s -w %s" % (
+        command,
+        spec,
+        real_spec(real),
+        _FORWARDING_SWITCH[real["forwarding"]],
+        real["weight"],
+    )
     if real["u_threshold"]:
-        words += ["-x", str(real["u_threshold"])]
+        line += " -x %s" % real["u_threshold"]
     if real["l_threshold"]:
-        words += ["-y", str(real["l_threshold"])]
+        line += " -y %s" % real["l_threshold"]
     if real["tunnel_type"] == "gue":
-        words += [
-            "--tun-type",
-            "gue",
-            "--tun-port",
-            str(real["tunnel_port"]),
+        line += " --tun-type gue --tun-port %s %s" % (
+            real["tunnel_port"],
             _CHECKSUM_SWITCH[real["tunnel_checksum"]],
-        ]
-    return " ".join(words)
+        )
+    return line
 
 
 def render_rules(services):
@@ -695,16 +770,13 @@ def render_rules(services):
     lines = []
     for service in sort_table(services):
         lines.append(render_service("-A", service))
-        lines.extend(render_real("-a", service, real) for real in service["real_servers"])
+        spec = service_spec(service)
+        lines.extend(_render_real("-a", spec, real) for real in service["real_servers"])
     return "".join(line + "\n" for line in lines)
 
 
-def _service_attrs(service):
-    return [service[key] for key in SERVICE_ATTRS]
-
-
-def _real_attrs(real):
-    return [real[key] for key in REAL_ATTRS]
+_service_attrs = itemgetter(*SERVICE_ATTRS)
+_real_attrs = itemgetter(*REAL_ATTRS)
 
 
 def plan(current, after):
@@ -723,21 +795,23 @@ def plan(current, after):
         old = before.get(spec)
         if old is None:
             add_services.append(render_service("-A", service))
-            add_reals.extend(render_real("-a", service, real) for real in service["real_servers"])
+            add_reals.extend(_render_real("-a", spec, real) for real in service["real_servers"])
             continue
         if _service_attrs(old) != _service_attrs(service):
             edit_services.append(render_service("-E", service))
-        old_reals = {real_spec(real): real for real in old["real_servers"]}
+        # Tables hold canonical addresses, so (address, port) names a real server as real_spec does.
+        old_reals = {(real["address"], real["port"]): real for real in old["real_servers"]}
         new_reals = set()
         for real in service["real_servers"]:
-            key = real_spec(real)
+            key = (real["address"], real["port"])
             new_reals.add(key)
-            if key not in old_reals:
-                add_reals.append(render_real("-a", service, real))
-            elif _real_attrs(old_reals[key]) != _real_attrs(real):
-                edit_reals.append(render_real("-e", service, real))
+            old_real = old_reals.get(key)
+            if old_real is None:
+                add_reals.append(_render_real("-a", spec, real))
+            elif old_real is not real and _real_attrs(old_real) != _real_attrs(real):
+                edit_reals.append(_render_real("-e", spec, real))
         for real in old["real_servers"]:
-            if real_spec(real) not in new_reals:
+            if (real["address"], real["port"]) not in new_reals:
                 del_reals.append("-d %s -r %s" % (spec, real_spec(real)))
     after_specs = {service_spec(s) for s in after}
     for service in current:
