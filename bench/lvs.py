@@ -11,6 +11,7 @@ playbooks/lvs.yml, measures and prints
   the VIP every 100 ms;
 - the share of long-lived connections, opened through the active director before it dies, that
   still work through the other one afterwards (the IPVS connection sync daemon),
+- bench/ipvs_reconcile.py's 1000-real-server reconcile on the standby director,
 
 and takes the lab down. Hosts, faults and commands go through webpair.lab/webpair.sh (hakit-lab);
 every wait polls a condition with a bound.
@@ -508,6 +509,23 @@ def report(values: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def reconcile_on_standby() -> None:
+    """bench/ipvs_reconcile.py (1000 real servers) on the standby director, whose IPVS table is
+    empty while ldirectord runs on the other one; it clears that table before and after."""
+    standby = other(active())
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "ipvs_reconcile.py"), "--lab-host", standby],
+        env=webpair._env(),
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise webpair.LabFailure(f"bench/ipvs_reconcile.py on {standby} failed: {done.stderr or done.stdout}")
+    print(f"on the standby director {standby}: {done.stdout.strip()}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="LVS-DR figures on the lab")
     parser.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
@@ -524,10 +542,11 @@ def main() -> int:
         )
     try:
         values = figures()
+        print(report(values), flush=True)
+        reconcile_on_standby()
     finally:
         if not args.keep:
             down()
-    print(report(values))
     print(f"  (wall time {time.monotonic() - started:.0f} s)")
     return 0
 
