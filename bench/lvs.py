@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
+import posixpath
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -304,15 +308,18 @@ def removal_time(real: str = "web2", bound: float = 30.0) -> float:
     return round(float(out.strip().splitlines()[-1]) - fault_at, 3)
 
 
-CF = "/etc/ha.d/ldirectord.cf"
+@functools.cache
+def role_defaults() -> dict[str, object]:
+    """The lvs_director role's defaults (the lab inventory overrides some, not config_file)."""
+    return yaml.safe_load((ROOT / "roles/lvs_director/defaults/main.yml").read_text())
+
+
+CF = role_defaults()["lvs_director_config_file"]
 
 
 def role_check_timings() -> dict[str, int]:
     """checkinterval and checktimeout from the lvs_director role's defaults."""
-    import yaml
-
-    defaults = yaml.safe_load((ROOT / "roles/lvs_director/defaults/main.yml").read_text())
-    return {key: defaults[f"lvs_director_{key}"] for key in ("checkinterval", "checktimeout")}
+    return {key: role_defaults()[f"lvs_director_{key}"] for key in ("checkinterval", "checktimeout")}
 
 
 @contextlib.contextmanager
@@ -324,7 +331,7 @@ def check_timings(director: str, timings: dict[str, int]):
     sh(
         director,
         f"cp -p {CF} /run/hakit-bench-ldirectord.cf && sed -i {' '.join('-e ' + repr(e) for e in edits)} {CF} "
-        f"&& ldirectord ldirectord.cf reload",
+        f"&& ldirectord {posixpath.basename(CF)} reload",
         check=True,
     )
     try:
@@ -332,7 +339,7 @@ def check_timings(director: str, timings: dict[str, int]):
     finally:
         sh(
             director,
-            f"cp -p /run/hakit-bench-ldirectord.cf {CF} && ldirectord ldirectord.cf reload",
+            f"cp -p /run/hakit-bench-ldirectord.cf {CF} && ldirectord {posixpath.basename(CF)} reload",
             check=True,
         )
 
@@ -417,21 +424,21 @@ def _connection_survival(count: int, bound: float, answer_within: float) -> dict
     return {"opened": result["opened"], "synced": received, "alive": result["alive"]}
 
 
+def file_settings(director: str, path: str, keys: tuple[str, ...], sep: str | None = None) -> dict[str, str]:
+    """`key<sep>value` lines of a file on the director, for these keys, as written there."""
+    text = sh(director, f"cat {path}", check=True).stdout
+    pairs = (line.split(sep, 1) for line in text.splitlines())
+    return {pair[0]: pair[1].strip() for pair in pairs if len(pair) == 2 and pair[0] in keys}
+
+
 def heartbeat_timings(director: str = PREFERRED) -> dict[str, str]:
-    """keepalive, deadtime and warntime from the director's ha.cf, as written there."""
-    text = sh(director, "cat /etc/ha.d/ha.cf", check=True).stdout
-    return {
-        words[0]: words[1]
-        for words in (line.split() for line in text.splitlines())
-        if len(words) == 2 and words[0] in ("keepalive", "deadtime", "warntime")
-    }
+    """keepalive, deadtime and warntime from the director's ha.cf."""
+    return file_settings(director, "/etc/ha.d/ha.cf", ("keepalive", "deadtime", "warntime"))
 
 
 def check_settings(director: str = PREFERRED) -> dict[str, str]:
-    """The global check timings in the director's ldirectord.cf, as written there."""
-    text = sh(director, f"cat {CF}", check=True).stdout
-    keys = ("checkinterval", "checktimeout", "negotiatetimeout")
-    return dict(line.split("=", 1) for line in text.splitlines() if line.split("=", 1)[0] in keys)
+    """The global check timings in the director's ldirectord.cf."""
+    return file_settings(director, CF, ("checkinterval", "checktimeout", "negotiatetimeout"), sep="=")
 
 
 def figures() -> dict[str, object]:

@@ -235,6 +235,11 @@ def real_spec(real):
     return host_port(real["address"], real["port"])
 
 
+# A real server's identity within its service. Tables and resolved configs hold canonical
+# addresses, so this names a real server as real_spec does, without formatting it.
+_real_key = itemgetter("address", "port")
+
+
 def default_real_port(service):
     """The port ipvsadm gives a real server named without one: the service's (0 for fwmark)."""
     return service["port"] if service["protocol"] != "fwmark" else 0
@@ -558,7 +563,7 @@ def wanted_services(config):
             ]
             real_seen = {}
             for i, real in enumerate(reals):
-                key = (real["address"], real["port"])  # canonical, so the same as comparing real_spec
+                key = _real_key(real)
                 if key in real_seen:
                     raise IpvsError(
                         "%s.real_servers[%d]: real server %s of %s is already listed in real_servers[%d]; "
@@ -692,10 +697,10 @@ def reconcile(current, wanted, state):
         service = _merge_service(base, entry)
         reals = {}
         if base is not None:
-            reals = {(real["address"], real["port"]): real for real in base["real_servers"]}
+            reals = {_real_key(real): real for real in base["real_servers"]}
         for index, real in enumerate(entry["real_servers"] or []):
             where = _Where("%s.real_servers[%d]", entry["where"], index)
-            key = (real["address"], real["port"])
+            key = _real_key(real)
             reals[key] = _merge_real(reals.get(key), real, service, where)
         service["real_servers"] = list(reals.values())
         table[spec] = service
@@ -740,12 +745,9 @@ def render_service(command, service):
     return " ".join(words)
 
 
-def render_real(command, service, real):
-    """An -a/-e line carrying every attribute (-e resets what it does not name)."""
-    return _render_real(command, service_spec(service), real)
-
-
-def _render_real(command, spec, real):
+def render_real(command, spec, real):
+    """An -a/-e line for the real server of the service `spec` (its service_spec), carrying every
+    attribute (-e resets what it does not name)."""
     line = "%s %s -r %s %s -w %s" % (
         command,
         spec,
@@ -771,7 +773,7 @@ def render_rules(services):
     for service in sort_table(services):
         lines.append(render_service("-A", service))
         spec = service_spec(service)
-        lines.extend(_render_real("-a", spec, real) for real in service["real_servers"])
+        lines.extend(render_real("-a", spec, real) for real in service["real_servers"])
     return "".join(line + "\n" for line in lines)
 
 
@@ -795,23 +797,22 @@ def plan(current, after):
         old = before.get(spec)
         if old is None:
             add_services.append(render_service("-A", service))
-            add_reals.extend(_render_real("-a", spec, real) for real in service["real_servers"])
+            add_reals.extend(render_real("-a", spec, real) for real in service["real_servers"])
             continue
         if _service_attrs(old) != _service_attrs(service):
             edit_services.append(render_service("-E", service))
-        # Tables hold canonical addresses, so (address, port) names a real server as real_spec does.
-        old_reals = {(real["address"], real["port"]): real for real in old["real_servers"]}
+        old_reals = {_real_key(real): real for real in old["real_servers"]}
         new_reals = set()
         for real in service["real_servers"]:
-            key = (real["address"], real["port"])
+            key = _real_key(real)
             new_reals.add(key)
             old_real = old_reals.get(key)
             if old_real is None:
-                add_reals.append(_render_real("-a", spec, real))
+                add_reals.append(render_real("-a", spec, real))
             elif old_real is not real and _real_attrs(old_real) != _real_attrs(real):
-                edit_reals.append(_render_real("-e", spec, real))
+                edit_reals.append(render_real("-e", spec, real))
         for real in old["real_servers"]:
-            if (real["address"], real["port"]) not in new_reals:
+            if _real_key(real) not in new_reals:
                 del_reals.append("-d %s -r %s" % (spec, real_spec(real)))
     after_specs = {service_spec(s) for s in after}
     for service in current:

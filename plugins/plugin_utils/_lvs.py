@@ -283,12 +283,6 @@ def director_problems(settings, var="lvs_director"):
                 f"{where}: {key[1]} ({key[0]}) is defined twice; ldirectord refuses duplicate virtual servers"
             )
         seen.add(key)
-    config = str(settings.get("config_file", ""))
-    if not config.startswith("/etc/ha.d/"):
-        found.append(
-            f"{var}_config_file: {config!r} must live in /etc/ha.d (heartbeat's ldirectord agent "
-            "finds the file by its name there, as in ldirectord::ldirectord.cf)"
-        )
     return found
 
 
@@ -297,7 +291,8 @@ SERVICE_CONFIG_FILE = "/etc/ha.d/ldirectord.cf"
 
 
 def service_problems(settings, var="lvs_director"):
-    """What a director running ldirectord as its own service (no heartbeat) must not set."""
+    """What a director running ldirectord as its own service (no heartbeat) must not set. Where
+    the file lives is the rule of whoever starts ldirectord: this one, or heartbeat_problems."""
     config = str(settings.get("config_file", ""))
     if config != SERVICE_CONFIG_FILE:
         return [
@@ -312,8 +307,14 @@ def heartbeat_problems(settings, groups, nodes, var="lvs_director"):
     """What the heartbeat resource groups lack for a director pair: ldirectord started with this
     configuration, the sync daemon's master role, and every VIP of the virtual services."""
     found = []
+    config = str(settings.get("config_file", ""))
+    if not config.startswith("/etc/ha.d/"):
+        found.append(
+            f"{var}_config_file: {config!r} must live in /etc/ha.d (heartbeat's ldirectord agent "
+            "finds the file by its name there, as in ldirectord::ldirectord.cf)"
+        )
     resources = [r for g in groups or [] for r in (g.get("resources") or [])]
-    name = posixpath.basename(str(settings.get("config_file", "")))
+    name = posixpath.basename(config)
     ldirectord = [r for r in resources if r.get("type") == "agent" and r.get("name") == "ldirectord"]
     if not any([str(a) for a in r.get("args") or []] == [name] for r in ldirectord):
         found.append(
