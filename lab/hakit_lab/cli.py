@@ -107,6 +107,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         parts = [f"lab up: {report.hosts} host(s), {len(report.started)} started, {report.seconds:.1f} s"]
         if report.ns_ready_seconds is not None:
             parts.append(f"ns hosts answered SSH {report.ns_ready_seconds:.2f} s after boot")
+        if report.uml_ready_seconds is not None:
+            parts.append(f"uml hosts answered SSH {report.uml_ready_seconds:.1f} s after boot")
         if report.vm_ready_seconds is not None:
             parts.append(f"VMs answered SSH {report.vm_ready_seconds:.1f} s after boot")
         print("; ".join(parts))

@@ -1,8 +1,8 @@
 """Faults the lab injects on request. Each returns once the fault is in place.
 
-    link-down/up   the switch side of a topology NIC (ns: veth peer; vm: qemu's set_link); the host
-                   sees its carrier go or come. Remembered across the host's poweroff/boot, like
-                   an unplugged cable.
+    link-down/up   the switch side of a topology NIC (ns: veth peer; vm: qemu's set_link; uml: its
+                   tap); ns and vm hosts see their carrier go or come, a uml host only silence.
+                   Remembered across the host's poweroff/boot, like an unplugged cable.
     partition A B  A and B exchange no frame on any topology network they share, while both keep
                    every other neighbour: nftables bridge rules in the switch namespace, matching
                    the two hosts' switch ports (see net.partition).
@@ -34,6 +34,11 @@ def set_link(lab: Lab, host: Host, ifname: str, up: bool) -> None:
         from . import vm
 
         vm.set_link(host, ifname, up)
+        return
+    if host.kind == "uml":
+        from . import uml
+
+        uml.set_link(host, ifname, up)  # the guest sees no carrier change (see uml.set_link)
         return
     net.set_port(host, ifname, up)
     deadline = time.monotonic() + LINK_TIMEOUT

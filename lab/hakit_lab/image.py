@@ -2,12 +2,16 @@
 
 ensure_rootfs()    a minimal Debian bookworm root (debootstrap --variant=minbase plus what a fresh
                    minimal server has and the lab needs). ns hosts use it as their lower layer.
+ensure_uml_image() Debian's user-mode-linux kernel and an ext4 image made from a copy of that root
+                   plus the kernel's modules and the uml hosts' init (uml_init.sh). Every uml host
+                   boots it through a COW file of its own (see uml.py).
 ensure_vm_image()  Debian's stock kernel, a busybox initramfs and an ext4/qcow2 image made from a
                    copy of that root plus the kernel's modules and the VM boot configuration. Every
                    VM boots the same image and reads its identity from the kernel command line
                    (see vm_cmdline() and the guest script VM_SETUP below).
 
 Layout:  CACHE/rootfs/<key>/{root/, manifest.txt, build.log, complete}
+         CACHE/uml/<key>/{base.img, kernel_version, complete}
          CACHE/vm/<key>/{vmlinuz, initrd.img, base.qcow2, kernel_version, complete}
 
 `complete` is written last: an entry without it is a half-built one and is rebuilt from scratch.
@@ -755,6 +759,71 @@ def _configure_vm_root(root: Path) -> None:
 def encode_apt_sources(text: str) -> str:
     """sources.list text as the guest's hkl.apt= kernel parameter carries it."""
     return base64.b64encode(text.encode()).decode()
+
+
+# -- the uml image ---------------------------------------------------------------------------
+
+UML_KERNEL = Path("/usr/bin/linux.uml")
+UML_MODULES = Path("/usr/lib/uml/modules")
+UML_INIT = "/usr/local/sbin/hakit-lab-uml-init"
+UML_INIT_SOURCE = Path(__file__).with_name("uml_init.sh")
+# Bump when the uml image configuration below changes (uml_init.sh is in the key by content).
+UML_CONFIG_VERSION = 1
+UML_DISK_SIZE = "4G"
+UML_FSTAB = "# hakit-lab uml host: root is the first ubd disk\n/dev/ubda / ext4 defaults,noatime 0 0\n"
+
+
+@dataclass(frozen=True)
+class UmlImage:
+    kernel: Path
+    base: Path  # raw ext4, read-only; each host writes to a COW file over it
+
+
+def uml_kernel_version() -> str:
+    """The module directory of the installed user-mode-linux package (e.g. 6.1.176)."""
+    versions = sorted(p.name for p in UML_MODULES.glob("*") if (p / "modules.dep").is_file())
+    if not UML_KERNEL.is_file() or not versions:
+        raise LabError(
+            f"uml hosts need Debian's user-mode-linux package ({UML_KERNEL}, {UML_MODULES}): "
+            "`apt-get install user-mode-linux` (make setup installs it)"
+        )
+    return versions[-1]
+
+
+def ensure_uml_image() -> UmlImage:
+    """The uml hosts' base image (CACHE/uml/<key>/base.img), built once per rootfs, kernel and config."""
+    version = uml_kernel_version()
+    rootfs = ensure_rootfs()
+    kernel_id = (UML_KERNEL.stat().st_size, UML_KERNEL.stat().st_mtime_ns)
+    key = _sha256("uml", rootfs_key(), version, kernel_id, UML_CONFIG_VERSION, UML_INIT_SOURCE.read_text())
+    entry = _cached_build("uml", key, lambda tmp: _build_uml_image(tmp, rootfs, version))
+    return UmlImage(kernel=UML_KERNEL, base=entry / "base.img")
+
+
+def _build_uml_image(work: Path, rootfs: Path, version: str) -> None:
+    t0 = time.monotonic()
+    root = work / "root"
+    _run(["cp", "-a", "--reflink=auto", str(rootfs), str(root)])
+    target = root / "lib/modules" / version
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _run(["cp", "-a", str(UML_MODULES / version), str(target)])
+    _write(root / "etc/fstab", UML_FSTAB)
+    _write(root / UML_INIT.lstrip("/"), UML_INIT_SOURCE.read_text(), 0o755)
+    _write(root / "etc/sysctl.d/10-hakit-lab-console.conf", "kernel.printk = 4 4 1 7\n")
+    raw = work / "base.img"
+    with raw.open("wb") as f:
+        f.truncate(_size_bytes(UML_DISK_SIZE))
+    _run(
+        [
+            "mkfs.ext4", "-q", "-F", "-L", "hkl-root", "-m", "1",
+            "-E", "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0",
+            "-d", str(root), str(raw),
+        ]
+    )  # fmt: skip
+    shutil.rmtree(root)
+    raw.chmod(0o444)
+    (work / "kernel_version").write_text(f"{version}\n")
+    log.info("uml image: kernel %s, built in %.0f s", version, time.monotonic() - t0)
 
 
 # -- measuring -------------------------------------------------------------------------------

@@ -20,13 +20,13 @@ from typing import Any
 
 from . import model
 
-KINDS = ("ns", "vm")
+KINDS = ("ns", "vm", "uml")
 MAX_NICS = 9  # eth0..eth8: switch-side link names carry one digit (model.Host.switch_link)
 MAX_DISKS = 8
 MIN_MEMORY_MIB = 128
 HOST_VARS = ("lab_kind", "lab_interfaces", "lab_disks", "lab_memory")
 GROUP_VARS = ("lab_networks", "lab_mgmt_subnet")
-VM_ONLY_VARS = ("lab_disks", "lab_memory")
+KERNEL_HOST_VARS = ("lab_disks", "lab_memory")  # hosts with a kernel of their own: vm and uml
 INTERFACE_KEYS = ("name", "network", "address", "gateway")
 # A hostname the host's UTS namespace and /etc/hosts accept: RFC 1123 labels, dots between.
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
@@ -98,7 +98,7 @@ def build(hostvars: dict[str, dict[str, Any]], source: str = "the inventory") ->
     lab_hosts = {name: v for name, v in hostvars.items() if "lab_kind" in v}
     if not lab_hosts:
         raise model.LabError(
-            f"{source} defines no lab host: give each host the lab builds `lab_kind: ns` or `lab_kind: vm`"
+            f"{source} defines no lab host: give each host the lab builds `lab_kind: ns`, `lab_kind: uml` or `lab_kind: vm`"
         )
 
     mgmt, networks = _group_settings(lab_hosts, errors)
@@ -234,15 +234,17 @@ def _host(
 
     kind = variables.get("lab_kind")
     if kind not in KINDS:
-        err(f"lab_kind is {kind!r}; set it to 'ns' (namespace host) or 'vm' (qemu VM)")
+        err(
+            f"lab_kind is {kind!r}; set it to 'ns' (namespace host), 'uml' (User-mode Linux kernel) or 'vm' (qemu VM)"
+        )
 
     for var in sorted(variables):
         if var.startswith("lab_") and var not in HOST_VARS + GROUP_VARS:
             err(f"unknown lab variable {var}; the lab reads {', '.join(HOST_VARS + GROUP_VARS)}")
     if kind == "ns":
-        for var in VM_ONLY_VARS:
+        for var in KERNEL_HOST_VARS:
             if var in variables:
-                err(f"{var} applies to vm hosts only; remove it or set lab_kind: vm")
+                err(f"{var} applies to uml and vm hosts only; remove it or set lab_kind: uml")
 
     mgmt_address = _mgmt_address(variables.get("ansible_host"), mgmt, err)
     interfaces = _interfaces(variables.get("lab_interfaces", []), networks, err)

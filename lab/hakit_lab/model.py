@@ -2,13 +2,13 @@
 
 Host variables the lab reads (everything else is Ansible's business):
 
-    lab_kind: ns | vm                 # namespace host or qemu VM
+    lab_kind: ns | uml | vm           # namespace host, User-mode Linux kernel, or qemu VM
     ansible_host: 10.77.0.11          # the host's address on the management network
     lab_interfaces:                   # topology NICs, in order (eth0, eth1, ...)
       - {name: eth0, network: lan, address: 10.77.1.11/24, gateway: 10.77.1.1}
       - {name: eth1, network: hb, address: 10.77.2.11/24}
-    lab_disks: [64]                   # vm only: extra disks in MiB (/dev/vdb, /dev/vdc, ...)
-    lab_memory: 512                   # vm only: MiB
+    lab_disks: [64]                   # uml/vm: extra disks in MiB (uml /dev/ubdb, vm /dev/vdb, ...)
+    lab_memory: 512                   # uml/vm: MiB
 
 Group/all variables:
 
@@ -93,7 +93,7 @@ class Interface:
 @dataclass(frozen=True)
 class Host:
     name: str
-    kind: str  # "ns" or "vm"
+    kind: str  # "ns", "uml" or "vm"
     index: int  # position in the inventory, stable for link names
     mgmt: ipaddress.IPv4Interface
     interfaces: tuple[Interface, ...] = ()

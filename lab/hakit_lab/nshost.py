@@ -126,8 +126,13 @@ def sources_path(text: str) -> str:
     return "/etc/apt/sources.list.d/hakit-lab.sources" if "Types:" in text else "/etc/apt/sources.list"
 
 
-def write_boot_inputs(lab: model.Lab, host: model.Host, sources: str, public_key: str) -> None:
-    boot = host_dir(host.name) / "boot"
+def write_boot_inputs(
+    lab: model.Lab, host: model.Host, sources: str, public_key: str, boot: Path | None = None
+) -> None:
+    """The init (ns_init.sh) and its inputs, in `boot` (default: the ns host's boot directory).
+
+    uml hosts boot with the same init and inputs (uml.py passes its own directory)."""
+    boot = boot or host_dir(host.name) / "boot"
     if boot.exists():
         shutil.rmtree(boot)
     (boot / "interfaces").mkdir(parents=True)

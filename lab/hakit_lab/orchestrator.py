@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import aptproxy, image, inventory, net, nshost, paths, state, vm
+from . import aptproxy, image, inventory, net, nshost, paths, state, uml, vm
 from .model import Host, Lab, LabError
 from .sysutil import (
     alive,
@@ -30,6 +30,9 @@ from .sysutil import (
 )
 
 NS_BOOT_TIMEOUT = 60.0
+# A uml host answers SSH in 5-10 s on a calm machine; several booting at once on a loaded one
+# took minutes in the probe (shared/research/uml-lab, §8).
+UML_BOOT_TIMEOUT = 300.0
 VM_BOOT_TIMEOUT = 600.0
 SSH_OPTIONS = (
     "-F",
@@ -76,6 +79,8 @@ def ssh_ok(host: Host, timeout: float = 15.0) -> bool:
 def powered_on(host: Host) -> bool:
     if host.kind == "ns":
         return nshost.pid1(host.name) is not None
+    if host.kind == "uml":
+        return uml.running_pid(host) is not None
     return vm.running_pid(host) is not None
 
 
@@ -94,13 +99,20 @@ def _start_ns(lab: Lab, host: Host, lower: Path) -> int:
     return nshost.start(host, lower)
 
 
-def _wait_vm(host: Host, timeout: float) -> float:
-    """Until the VM answers SSH; then re-cut the links a fault had cut (the taps came up plugged)."""
-    seconds = vm.wait_ssh(host, timeout)
+def _wait_kernel_host(host: Host, timeout: float) -> float:
+    """Until a VM or uml host answers SSH; then re-cut the links a fault had cut (the taps came up
+    plugged)."""
+    seconds = uml.wait_ssh(host, ssh_ok, timeout) if host.kind == "uml" else vm.wait_ssh(host, timeout)
     for name, ifname in state.links_down():
         if name == host.name:
-            vm.set_link(host, ifname, False)
+            (uml if host.kind == "uml" else vm).set_link(host, ifname, False)
     return seconds
+
+
+def _start_uml(lab: Lab, host: Host) -> int:
+    return uml.start(
+        lab, host, image.ensure_uml_image(), image.ensure_ssh_key().with_suffix(".pub").read_text()
+    )
 
 
 # -- up ------------------------------------------------------------------------------------------
@@ -112,6 +124,7 @@ class UpReport:
     started: list[str]
     seconds: float
     ns_ready_seconds: float | None
+    uml_ready_seconds: float | None
     vm_ready_seconds: float | None
 
 
@@ -140,25 +153,37 @@ def up(inventory_path: str, timeout: float | None = None) -> UpReport:
 def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
     ns_hosts = [h for h in lab.hosts.values() if h.kind == "ns" and not powered_on(h)]
     vm_hosts = [h for h in lab.hosts.values() if h.kind == "vm" and not powered_on(h)]
+    uml_hosts = [h for h in lab.hosts.values() if h.kind == "uml" and not powered_on(h)]
     image.ensure_ssh_key()
     lower = image.ensure_rootfs() if ns_hosts else None
     vm_image = image.ensure_vm_image() if vm_hosts else None
+    if uml_hosts:
+        image.ensure_uml_image()
 
     net.ensure_switch(lab)
     aptproxy.start(str(lab.controller.ip), paths.APT_PROXY_PORT)
     if ns_hosts:
         nshost.ensure_tmpfs()
 
-    # VMs first: they take tens of seconds to boot, ns hosts a fraction of one.
+    # Kernel hosts first: they take seconds (uml) or tens of seconds (vm) to boot, ns hosts a
+    # fraction of one. All boot at once.
     t_boot = time.monotonic()
     for host in vm_hosts:
         vm.start(lab, host, vm_image)
+    for host in uml_hosts:
+        _start_uml(lab, host)
     pids = {host.name: _start_ns(lab, host, lower) for host in ns_hosts}
 
-    ns_ready = vm_ready = None
+    ns_ready = vm_ready = uml_ready = None
     errors: list[str] = []
-    with ThreadPoolExecutor(max_workers=max(1, len(vm_hosts))) as pool:
-        vm_waits = {h.name: pool.submit(_wait_vm, h, timeout or VM_BOOT_TIMEOUT) for h in vm_hosts}
+    kernel_hosts = vm_hosts + uml_hosts
+    with ThreadPoolExecutor(max_workers=max(1, len(kernel_hosts))) as pool:
+        kernel_waits = {
+            h.name: pool.submit(
+                _wait_kernel_host, h, timeout or (UML_BOOT_TIMEOUT if h.kind == "uml" else VM_BOOT_TIMEOUT)
+            )
+            for h in kernel_hosts
+        }
         for host in ns_hosts:
             try:
                 nshost.wait_ready(host, pids[host.name], timeout or NS_BOOT_TIMEOUT)
@@ -166,22 +191,25 @@ def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
                 errors.append(str(e))
         if ns_hosts:
             ns_ready = time.monotonic() - t_boot
-        for name, future in vm_waits.items():
+        for name, future in kernel_waits.items():
             try:
                 future.result()
             except LabError as e:
                 errors.append(f"{name}: {e}")
-        if vm_hosts:
-            vm_ready = time.monotonic() - t_boot
+            if lab.hosts[name].kind == "uml":
+                uml_ready = time.monotonic() - t_boot
+            else:
+                vm_ready = time.monotonic() - t_boot
     if errors:
         raise LabError(
             "lab hosts did not come up (`hakit-lab down` removes what was made):\n" + "\n".join(errors)
         )
     return UpReport(
         hosts=len(lab.hosts),
-        started=[h.name for h in vm_hosts + ns_hosts],
+        started=[h.name for h in kernel_hosts + ns_hosts],
         seconds=time.monotonic() - t0,
         ns_ready_seconds=ns_ready,
+        uml_ready_seconds=uml_ready,
         vm_ready_seconds=vm_ready,
     )
 
@@ -196,6 +224,8 @@ def poweroff(lab: Lab, host: Host, timeout: float = 15.0) -> None:
         net.delete_host(host)
         if netns_exists(host.netns):
             raise LabError(f"host {host.name}: its network namespace {host.netns} is still there")
+    elif host.kind == "uml":
+        uml.poweroff(host, timeout)
     else:
         vm.poweroff(host, timeout)
     deadline = time.monotonic() + timeout
@@ -215,9 +245,12 @@ def boot(lab: Lab, host: Host, timeout: float | None = None) -> float:
         nshost.ensure_tmpfs()
         pid = _start_ns(lab, host, image.ensure_rootfs())
         nshost.wait_ready(host, pid, timeout or NS_BOOT_TIMEOUT)
+    elif host.kind == "uml":
+        _start_uml(lab, host)
+        _wait_kernel_host(host, timeout or UML_BOOT_TIMEOUT)
     else:
         vm.start(lab, host, image.ensure_vm_image())
-        _wait_vm(host, timeout or VM_BOOT_TIMEOUT)
+        _wait_kernel_host(host, timeout or VM_BOOT_TIMEOUT)
     return time.monotonic() - t0
 
 
@@ -240,6 +273,12 @@ def down() -> list[str]:
         vms = [h for h in lab.hosts.values() if h.kind == "vm"] if lab else []
         if vms or paths.VMS.exists():
             removed += _destroy_vms(vms)
+        # uml kernels run in the switch namespace: the sweep below would find them too, but a
+        # recorded one is ended with its whole process group here.
+        for host in (h for h in lab.hosts.values() if h.kind == "uml") if lab else ():
+            if uml.running_pid(host) is not None:
+                removed.append(f"uml {host.name}")
+            uml.destroy(host)
 
         victims: list[int] = []
         power_dir = state.power_dir()
@@ -325,7 +364,7 @@ def status(check_ssh: bool = True) -> list[HostStatus]:
 
 
 def exec_argv(host: Host, command: list[str]) -> tuple[list[str], dict[str, str]]:
-    """argv and environment running `command` in the host: nsenter for ns hosts, ssh for VMs."""
+    """argv and environment running `command` in the host: nsenter for ns hosts, ssh for others."""
     if not powered_on(host):
         raise LabError(f"host {host.name} is powered off; `hakit-lab fault boot {host.name}` starts it")
     if host.kind == "ns":

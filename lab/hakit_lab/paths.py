@@ -22,3 +22,4 @@ APT_PROXY_PORT = 3142  # the proxy listens on the controller's management addres
 
 HOSTS_TMPFS = STATE / "hosts"  # ns hosts' overlay upper/work dirs (one tmpfs)
 VMS = STATE / "vms"  # per-VM disks, pid files, sockets, console logs
+UMLS = STATE / "umls"  # per-uml-host COW and data disks, boot inputs, console logs; umid/

@@ -252,7 +252,7 @@ def _switch_exists() -> bool:
     return Path("/run/netns", SWITCH_NS).exists()
 
 
-def _create_taps(lab: Lab, host: Host) -> None:
+def create_taps(lab: Lab, host: Host) -> None:
     if not _switch_exists():
         raise LabError(
             f"the lab's switch namespace {SWITCH_NS} does not exist; bring the lab's network up first"
@@ -263,7 +263,7 @@ def _create_taps(lab: Lab, host: Host) -> None:
         _ip("-n", SWITCH_NS, "link", "set", tap, "master", bridge, "up")
 
 
-def _remove_taps(host: Host) -> None:
+def remove_taps(host: Host) -> None:
     if not _switch_exists():
         return
     names = [host.switch_link(i) for i in range(len(host.interfaces))] + [host.switch_link("m")]
@@ -333,7 +333,7 @@ def start(lab: Lab, host: Host, image: VmImage) -> int:
     for stale in (pid_file(host), qmp_socket(host), serial_socket(host)):
         stale.unlink(missing_ok=True)
     argv = ["ip", "netns", "exec", SWITCH_NS, *qemu_argv(lab, host, img)]
-    _create_taps(lab, host)
+    create_taps(lab, host)
     # -daemonize: qemu detaches from us once it runs (so it never holds our stdout/stderr and is
     # never our zombie) and its exit status tells whether it started.
     with (d / "qemu.log").open("ab") as logf:
@@ -342,7 +342,7 @@ def start(lab: Lab, host: Host, image: VmImage) -> int:
         rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, timeout=120).returncode
     pid = running_pid(host)
     if rc != 0 or pid is None:
-        _remove_taps(host)
+        remove_taps(host)
         tail = (d / "qemu.log").read_text(errors="replace").splitlines()[-5:]
         raise LabError(f"{host.name}: qemu did not start (exit {rc}): " + " | ".join(tail))
     return pid
@@ -404,7 +404,7 @@ def poweroff(host: Host, timeout: float = 15.0) -> None:
             time.sleep(0.05)
     for p in (pid_file(host), qmp_socket(host), serial_socket(host)):
         p.unlink(missing_ok=True)
-    _remove_taps(host)
+    remove_taps(host)
 
 
 def destroy(host: Host) -> None:

@@ -66,7 +66,7 @@ def test_every_mistake_is_reported_at_once_with_host_variable_and_fix():
         "host dup-b eth0: address 10.77.1.13 is already used by host dup-a eth0",
         "host farmgmt: ansible_host 192.0.2.15 is outside lab_mgmt_subnet 10.77.0.0/24",
         "host badname: lab_interfaces[0].name is 'lan0' but NICs are named by position",
-        "host badkind: lab_kind is 'lxc'; set it to 'ns' (namespace host) or 'vm' (qemu VM)",
+        "host badkind: lab_kind is 'lxc'; set it to 'ns' (namespace host), 'uml' (User-mode Linux kernel) or 'vm' (qemu VM)",
         "host toomany: lab_interfaces has 10 NICs; a lab host has at most 9",
     ]
     for line in expected:
@@ -126,7 +126,7 @@ def error_of(variables):
         ),
         (hostvars(a=ns("10.77.0.11", {"name": "eth0", "network": "lan"})), "lab_interfaces[0] lacks address"),
         (hostvars(a=ns("10.77.0.11", lan("10.77.1.11/24", mtu=9000))), "unknown key(s) mtu"),
-        (hostvars(a=ns("10.77.0.11", lab_memory=256)), "lab_memory applies to vm hosts only"),
+        (hostvars(a=ns("10.77.0.11", lab_memory=256)), "lab_memory applies to uml and vm hosts only"),
         (hostvars(a=ns("10.77.0.11", lab_interface=[])), "unknown lab variable lab_interface"),
         (
             hostvars(a={**ns("10.77.0.11"), "lab_kind": "vm", "lab_memory": 64}),
