@@ -2,7 +2,7 @@
 
     hakit-lab up -i INVENTORY          build the inventory's lab (or complete it); wait for SSH
     hakit-lab down                     remove everything the lab made, even after a crash
-    hakit-lab status [--no-ssh]        host, kind, power, management address, SSH
+    hakit-lab status [--no-ssh]        host, kind, VM accelerator, power, management address, SSH
     hakit-lab ssh HOST [CMD...]        SSH to the host as root with the lab's key
     hakit-lab exec HOST -- CMD...      run CMD in the host (nsenter for ns hosts, ssh for VMs)
     hakit-lab fault poweroff|boot HOST
@@ -120,8 +120,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
 
     if args.command == "status":
-        rows = [["HOST", "KIND", "POWER", "MGMT", "SSH"]]
-        rows += [[s.name, s.kind, s.power, s.mgmt, s.ssh] for s in orchestrator.status(not args.no_ssh)]
+        rows = [["HOST", "KIND", "ACCEL", "POWER", "MGMT", "SSH"]]
+        rows += [
+            [s.name, s.kind, s.accel, s.power, s.mgmt, s.ssh] for s in orchestrator.status(not args.no_ssh)
+        ]
         print(_table(rows))
         return 0
 

@@ -337,6 +337,7 @@ def _destroy_vms(vms: list[Host]) -> list[str]:
 class HostStatus:
     name: str
     kind: str
+    accel: str  # vm hosts: the accelerator qemu last started with ("kvm"/"tcg"); "-" otherwise
     power: str
     mgmt: str
     ssh: str
@@ -352,6 +353,7 @@ def status(check_ssh: bool = True) -> list[HostStatus]:
             HostStatus(
                 name=h.name,
                 kind=h.kind,
+                accel=(vm.started_accel(h) or "-") if h.kind == "vm" else "-",
                 power="on" if power[h.name] else "off",
                 mgmt=str(h.mgmt.ip),
                 ssh="-" if ssh[h.name] is None else ("ok" if ssh[h.name].result() else "no"),

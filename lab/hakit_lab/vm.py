@@ -1,4 +1,6 @@
-"""The VM runtime: lab hosts of kind "vm" as qemu (TCG) guests booting Debian's stock kernel.
+"""The VM runtime: lab hosts of kind "vm" as qemu guests booting Debian's stock kernel.
+
+qemu runs them under KVM when this machine has one that works (accelerator()), else under TCG.
 
 qemu runs inside the switch namespace (model.SWITCH_NS, made by net.py with one bridge per
 network). Each NIC of host.all_interfaces is a tap there, named host.switch_link(i) ('m' for the
@@ -11,6 +13,7 @@ The guest reads its identity from the kernel command line (kernel_cmdline()), so
     root.qcow2          thin overlay on the base image       (kept by poweroff, removed by destroy)
     vdb.qcow2, ...      one disk per host.disks_mib entry    (kept by poweroff, removed by destroy)
     image.json          which base image the overlay belongs to
+    accel.txt           the accelerator qemu last started with ("kvm" or "tcg")
     qemu.pid            written by qemu itself: the authority on whether the VM runs
     qmp.sock            QMP monitor (set_link, ...)
     serial.sock         serial console (`socat - UNIX-CONNECT:serial.sock`; root autologin)
@@ -22,6 +25,8 @@ A guest `reboot` reboots (same qemu process); a guest `poweroff` ends qemu.
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -29,6 +34,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +46,20 @@ from .model import Host, Interface, Lab, LabError
 SWITCH_NS = model.SWITCH_NS
 QEMU = "qemu-system-x86_64"
 TB_SIZE_MIB = 128  # TCG translation cache: qemu's default (1 GiB) doubles the RSS for no speed
+QEMU_ACCEL_ARGS = {
+    "kvm": ("-accel", "kvm", "-cpu", "host"),
+    "tcg": ("-accel", f"tcg,thread=multi,tb-size={TB_SIZE_MIB}", "-cpu", "max"),
+}
+ACCEL_ENV = "HAKIT_LAB_ACCEL"  # kvm or tcg: no fallback; unset: KVM if it works, else TCG
+KVM_DEVICE = Path("/dev/kvm")
+KVM_GET_API_VERSION = 0xAE00  # _IO(KVMIO, 0x00)
+KVM_API_VERSION = 12  # the only stable one
+# The probe's firmware, at the reset vector (real mode): `mov al, 0x2a; out 0xf4, al; hlt; jmp hlt`.
+# The write to isa-debug-exit ends qemu with status (0x2a << 1) | 1, so that status proves the
+# vCPU ran guest code.
+PROBE_CODE = bytes.fromhex("b02ae6f4f4ebfd")
+PROBE_EXIT_STATUS = (0x2A << 1) | 1
+PROBE_TIMEOUT = 10.0
 CMDLINE_MAX = 2047  # x86 COMMAND_LINE_SIZE less the terminating NUL
 # Fixed PCI slots keep the guest's probe order (and so its kernel names) equal to inventory order.
 RNG_SLOT = 0x03
@@ -111,6 +131,103 @@ def nic_links(lab: Lab, host: Host) -> list[tuple[Interface, str, str]]:
     return out
 
 
+# -- the accelerator ---------------------------------------------------------------------------
+
+
+def _guest_problem(accel: str) -> str | None:
+    """Why qemu with the VMs' accelerator and CPU arguments cannot run guest code, or None.
+
+    A 64 KiB firmware on the VMs' machine type runs PROBE_CODE and exits: ~40 ms. Measured on this
+    project's machines (Firecracker guests whose /dev/kvm is kvm-pvm, no vmx/svm, API version 12,
+    KVM_CREATE_VM works): `-cpu host` aborts before the first instruction ("failed to set MSR 0x10a
+    to 0x69", then an assertion, SIGABRT), which is the failure a VM would meet. With `-cpu qemu64`
+    that KVM does run this probe and accepts `query-kvm`, yet crawls through a stock kernel's boot
+    in its instruction emulator and dies in it (shared/research/vm-lab/REPORT.md): the probe
+    must use the VMs' exact `-cpu host`.
+    """
+    with tempfile.TemporaryDirectory(prefix="hakit-lab-accel-") as tmp:
+        firmware = Path(tmp, "probe.bin")
+        code = bytearray(b"\xf4" * 0x10000)  # hlt everywhere else
+        code[0xFFF0 : 0xFFF0 + len(PROBE_CODE)] = PROBE_CODE
+        firmware.write_bytes(code)
+        argv = [
+            QEMU,
+            *QEMU_ACCEL_ARGS[accel],
+            "-machine",
+            "pc",
+            "-m",
+            "16",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-bios",
+            str(firmware),
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=1",
+        ]
+        try:
+            out = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=PROBE_TIMEOUT
+            )
+        except FileNotFoundError:
+            return f"{QEMU} is not installed"
+        except subprocess.TimeoutExpired:
+            return f"{QEMU} -accel {accel} ran no guest code within {PROBE_TIMEOUT:.0f} s"
+    if out.returncode == PROBE_EXIT_STATUS:
+        return None
+    status = f"signal {-out.returncode}" if out.returncode < 0 else f"exit {out.returncode}"
+    return f"{QEMU} {' '.join(QEMU_ACCEL_ARGS[accel])} fails ({status}): " + " | ".join(
+        out.stderr.strip().splitlines()[-2:]
+    )
+
+
+def kvm_problem() -> str | None:
+    """Why KVM cannot run the lab's VMs on this machine, or None when it can (tried for real)."""
+    if not KVM_DEVICE.exists():
+        return f"{KVM_DEVICE} does not exist"
+    try:
+        fd = os.open(KVM_DEVICE, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return f"{KVM_DEVICE} cannot be opened: {e.strerror}"
+    try:
+        version = fcntl.ioctl(fd, KVM_GET_API_VERSION)
+    except OSError as e:
+        return f"{KVM_DEVICE}: KVM_GET_API_VERSION fails: {e.strerror}"
+    finally:
+        os.close(fd)
+    if version != KVM_API_VERSION:
+        return f"{KVM_DEVICE} has KVM API version {version}, not {KVM_API_VERSION}"
+    return _guest_problem("kvm")
+
+
+@functools.cache
+def accelerator() -> str:
+    """The VMs' accelerator: "kvm" if KVM works here, else "tcg"; ACCEL_ENV forces one. Probed once."""
+    forced = os.environ.get(ACCEL_ENV, "")
+    if forced not in ("", *QEMU_ACCEL_ARGS):
+        raise LabError(f"{ACCEL_ENV}={forced!r}: use kvm or tcg, or unset it to choose automatically")
+    if forced == "tcg":
+        return "tcg"
+    problem = kvm_problem()
+    if problem is None:
+        return "kvm"
+    if forced == "kvm":
+        raise LabError(
+            f"{ACCEL_ENV}=kvm but KVM does not work here: {problem}; "
+            f"unset {ACCEL_ENV} (or set it to tcg) to run the VMs under TCG"
+        )
+    return "tcg"
+
+
+def started_accel(host: Host) -> str | None:
+    """The accelerator the VM's qemu last started with; None if it never started."""
+    try:
+        return (vm_dir(host) / "accel.txt").read_text().strip()
+    except OSError:
+        return None
+
+
 # -- the guest's identity ----------------------------------------------------------------------
 
 
@@ -151,8 +268,8 @@ def kernel_cmdline(lab: Lab, host: Host) -> str:
     return cmdline
 
 
-def qemu_argv(lab: Lab, host: Host, img: image.VmImage) -> list[str]:
-    """qemu's command line (without the `ip netns exec` in front)."""
+def qemu_argv(lab: Lab, host: Host, img: image.VmImage, accel: str) -> list[str]:
+    """qemu's command line (without the `ip netns exec` in front); accel is "kvm" or "tcg"."""
     if len(host.disks_mib) + 1 > MAX_DISKS:
         raise LabError(f"{host.name}: at most {MAX_DISKS - 1} data disks")
     links = nic_links(lab, host)
@@ -163,12 +280,9 @@ def qemu_argv(lab: Lab, host: Host, img: image.VmImage) -> list[str]:
         QEMU,
         "-name",
         f"{host.name},process={model.PREFIX}-{host.name}",
-        "-accel",
-        f"tcg,thread=multi,tb-size={TB_SIZE_MIB}",
+        *QEMU_ACCEL_ARGS[accel],
         "-machine",
         "pc",
-        "-cpu",
-        "max",
         "-smp",
         "1",
         "-m",
@@ -332,7 +446,8 @@ def start(lab: Lab, host: Host, image: VmImage) -> int:
     _ensure_disks(host, img)
     for stale in (pid_file(host), qmp_socket(host), serial_socket(host)):
         stale.unlink(missing_ok=True)
-    argv = ["ip", "netns", "exec", SWITCH_NS, *qemu_argv(lab, host, img)]
+    accel = accelerator()
+    argv = ["ip", "netns", "exec", SWITCH_NS, *qemu_argv(lab, host, img, accel)]
     create_taps(lab, host)
     # -daemonize: qemu detaches from us once it runs (so it never holds our stdout/stderr and is
     # never our zombie) and its exit status tells whether it started.
@@ -345,6 +460,7 @@ def start(lab: Lab, host: Host, image: VmImage) -> int:
         remove_taps(host)
         tail = (d / "qemu.log").read_text(errors="replace").splitlines()[-5:]
         raise LabError(f"{host.name}: qemu did not start (exit {rc}): " + " | ".join(tail))
+    (d / "accel.txt").write_text(accel + "\n")
     return pid
 
 

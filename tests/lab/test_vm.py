@@ -97,7 +97,7 @@ def test_qemu_argv_wires_taps_macs_disks_and_pins_pci_order(tmp_path, monkeypatc
     monkeypatch.setattr(paths, "VMS", tmp_path)
     lab = make_lab(disks=(64, 32), nics=2)
     h = lab.hosts["vm1"]
-    argv = vm.qemu_argv(lab, h, FAKE_IMAGE)
+    argv = vm.qemu_argv(lab, h, FAKE_IMAGE, "tcg")
     joined = " ".join(argv)
     assert argv[0] == vm.QEMU and "-daemonize" in argv
     assert argv[argv.index("-pidfile") + 1] == str(tmp_path / "vm1" / "qemu.pid")
