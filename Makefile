@@ -28,14 +28,15 @@ define pytest
 	if [ $$rc -eq 5 ]; then echo "pytest: no test selected by: $(1)"; rc=0; fi; exit $$rc
 endef
 
-.PHONY: help setup lint unit integration vm test demo bench bench-failover bench-uplink bench-lvs bench-drbd docs clean
+.PHONY: help setup lint unit integration uml vm test demo bench bench-failover bench-uplink bench-lvs bench-drbd docs clean
 
 help:
 	@echo "make setup        controller packages (apt) and the virtualenv .venv"
 	@echo "make lint         ansible-lint (production), yamllint, ruff, ansible-test sanity, spec drift"
 	@echo "make unit         parsers, modules with mocked commands, templates, validation"
 	@echo "make integration  the lab's namespace hosts and molecule scenarios on them"
-	@echo "make vm           the lab's qemu VMs and molecule scenarios that need them (slow)"
+	@echo "make uml          the lab's uml hosts (DRBD, IPVS) and the scenarios and failure cases on them"
+	@echo "make vm           the lab's qemu VMs and the smoke scenario (slow without KVM)"
 	@echo "make test         all of the above (what CI runs)"
 	@echo "make demo         bring up the lab, provision it with the playbooks, show a failover"
 	@echo "make bench        the benchmarks (figures printed side by side)"
@@ -65,7 +66,7 @@ lint: setup
 	$(BIN)/yamllint --strict .
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	shellcheck .ci/run tools/*.sh roles/heartbeat/files/hakit-IPaddr2
+	shellcheck .ci/run tools/*.sh roles/heartbeat/files/hakit-IPaddr2 lab/hakit_lab/uml_init.sh
 	$(BIN)/ansible-lint --profile production
 	$(BIN)/python tools/role_docs.py --check
 	tools/sanity.sh
@@ -74,12 +75,23 @@ unit: setup
 	$(call pytest,tests/unit)
 
 integration: setup
-	$(call pytest,-m "not vm" tests/lab tests/integration)
+	$(call pytest,-m "not vm and not uml" tests/lab tests/integration)
+
+uml: setup
+	$(call pytest,-m uml tests/lab tests/integration)
 
 vm: setup
 	$(call pytest,-m vm tests/lab tests/integration)
 
-test: lint unit integration vm
+# The tiers in order, each timed (CI's 90 minutes and the project's 45 are read from these lines);
+# the first that fails stops the run.
+TIERS := lint unit integration uml vm
+test: setup
+	@for tier in $(TIERS); do \
+	  t0=$$(date +%s); rc=0; $(MAKE) --no-print-directory $$tier || rc=$$?; \
+	  echo "tier $$tier: $$(( $$(date +%s) - t0 )) s, exit $$rc"; \
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 demo: setup
 	tools/demo.sh

@@ -120,9 +120,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
 
     if args.command == "status":
-        rows = [["HOST", "KIND", "ACCEL", "POWER", "MGMT", "SSH"]]
+        # ACCEL last: scripts that read the first five columns keep working.
+        rows = [["HOST", "KIND", "POWER", "MGMT", "SSH", "ACCEL"]]
         rows += [
-            [s.name, s.kind, s.accel, s.power, s.mgmt, s.ssh] for s in orchestrator.status(not args.no_ssh)
+            [s.name, s.kind, s.power, s.mgmt, s.ssh, s.accel] for s in orchestrator.status(not args.no_ssh)
         ]
         print(_table(rows))
         return 0

@@ -1,7 +1,7 @@
 """Faults the lab injects on request. Each returns once the fault is in place.
 
     link-down/up   the switch side of a topology NIC (ns: veth peer; vm: qemu's set_link; uml: its
-                   tap); ns and vm hosts see their carrier go or come, a uml host only silence.
+                   tap leaves the bridge); ns and vm hosts see their carrier go or come, a uml host only silence.
                    Remembered across the host's poweroff/boot, like an unplugged cable.
     partition A B  A and B exchange no frame on any topology network they share, while both keep
                    every other neighbour: nftables bridge rules in the switch namespace, matching
@@ -38,7 +38,7 @@ def set_link(lab: Lab, host: Host, ifname: str, up: bool) -> None:
     if host.kind == "uml":
         from . import uml
 
-        uml.set_link(host, ifname, up)  # the guest sees no carrier change (see uml.set_link)
+        uml.set_link(lab, host, ifname, up)  # the guest sees no carrier change (see uml.set_link)
         return
     net.set_port(host, ifname, up)
     deadline = time.monotonic() + LINK_TIMEOUT

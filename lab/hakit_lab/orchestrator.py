@@ -99,13 +99,16 @@ def _start_ns(lab: Lab, host: Host, lower: Path) -> int:
     return nshost.start(host, lower)
 
 
-def _wait_kernel_host(host: Host, timeout: float) -> float:
+def _wait_kernel_host(lab: Lab, host: Host, timeout: float) -> float:
     """Until a VM or uml host answers SSH; then re-cut the links a fault had cut (the taps came up
     plugged)."""
     seconds = uml.wait_ssh(host, ssh_ok, timeout) if host.kind == "uml" else vm.wait_ssh(host, timeout)
     for name, ifname in state.links_down():
         if name == host.name:
-            (uml if host.kind == "uml" else vm).set_link(host, ifname, False)
+            if host.kind == "uml":
+                uml.set_link(lab, host, ifname, False)
+            else:
+                vm.set_link(host, ifname, False)
     return seconds
 
 
@@ -180,7 +183,10 @@ def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
     with ThreadPoolExecutor(max_workers=max(1, len(kernel_hosts))) as pool:
         kernel_waits = {
             h.name: pool.submit(
-                _wait_kernel_host, h, timeout or (UML_BOOT_TIMEOUT if h.kind == "uml" else VM_BOOT_TIMEOUT)
+                _wait_kernel_host,
+                lab,
+                h,
+                timeout or (UML_BOOT_TIMEOUT if h.kind == "uml" else VM_BOOT_TIMEOUT),
             )
             for h in kernel_hosts
         }
@@ -247,10 +253,10 @@ def boot(lab: Lab, host: Host, timeout: float | None = None) -> float:
         nshost.wait_ready(host, pid, timeout or NS_BOOT_TIMEOUT)
     elif host.kind == "uml":
         _start_uml(lab, host)
-        _wait_kernel_host(host, timeout or UML_BOOT_TIMEOUT)
+        _wait_kernel_host(lab, host, timeout or UML_BOOT_TIMEOUT)
     else:
         vm.start(lab, host, image.ensure_vm_image())
-        _wait_kernel_host(host, timeout or VM_BOOT_TIMEOUT)
+        _wait_kernel_host(lab, host, timeout or VM_BOOT_TIMEOUT)
     return time.monotonic() - t0
 
 

@@ -243,12 +243,16 @@ def destroy(host: Host) -> None:
     shutil.rmtree(umid_dir(host), ignore_errors=True)
 
 
-def set_link(host: Host, ifname: str, up: bool) -> None:
-    """Unplug (up=False) or plug a NIC: its tap goes down or up on the switch.
+def set_link(lab: Lab, host: Host, ifname: str, up: bool) -> None:
+    """Unplug (up=False) or plug a NIC: its tap leaves or rejoins its bridge.
 
-    UML's vector driver has no carrier to drop: the guest keeps its link up and simply hears and
-    reaches nothing, as behind a dead switch port (a NIC watcher sees no carrier change here).
+    The tap itself stays up: taking it down stalls the vector driver's transmit queue for good
+    (measured: after `link set down` with traffic pending and `up` again, the guest's NIC sent
+    nothing more). Unplugged, the guest's frames go nowhere and nothing reaches it; UML has no
+    carrier to drop, so the guest keeps its link up (a NIC watcher sees no change here).
     """
     from . import net
 
-    net.set_port(host, ifname, up)
+    tap = host.switch_link(net.nic_index(host, ifname))
+    bridge = {t: b for _, t, b in nic_links(lab, host)}[tap]
+    net.ip_batch([f"link set {tap} {f'master {bridge}' if up else 'nomaster'}"], SWITCH_NS)

@@ -17,31 +17,21 @@ import shutil
 import lvs
 import pytest
 
-pytestmark = [
-    pytest.mark.vm,
-    # All five pass on the lab (by hand, 2026-12-01: 5 passed in 284 s against a pair converged by
-    # `bench/lvs.py --keep`, whose converge took 654 s under TCG). With their own converge that is
-    # ~16 min, which CI's 90 minutes do not hold beside file_server and the namespace tier (~72).
-    pytest.mark.skip(reason="issue 6: passes on the lab by hand; ~16 min under TCG, too long for CI"),
-]
+pytestmark = pytest.mark.uml
 
-# A removal must happen within this (the lab measures 2.5-5 s: checkinterval 1, negotiatetimeout 3).
+# A removal must happen within this (checkinterval 1, negotiatetimeout 2 in the lab inventory).
 BOUND = 30.0
-# A director takeover within this: under TCG the lab measured 24-54 s from power-off to the real
-# servers answering again (deadtime 10, then heartbeat starts ldirectord, the sync master and
-# the VIP in emulated VMs). How long it takes is a figure (`make bench-lvs`), not asserted here.
+# A director takeover within this: deadtime 3 s, then heartbeat starts ldirectord, the sync master
+# and the VIP on the uml director. How long it takes is a figure (`make bench-lvs`), not asserted.
 TAKEOVER_BOUND = 150.0
 
 
 @pytest.fixture(scope="module")
 def pair():
-    missing = [
-        tool for tool in ("ip", "nft", "nsenter", "qemu-system-x86_64", "ssh") if shutil.which(tool) is None
-    ]
+    missing = [tool for tool in ("ip", "nft", "nsenter", "linux.uml", "ssh") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
         pytest.skip(f"the lab needs root{' and ' + ', '.join(missing) if missing else ''}")
-    # A pair already up and converged (`.venv/bin/python bench/lvs.py --keep`) is used as it is and left up:
-    # a converge of the two directors takes ~11 min under TCG.
+    # A pair already up and converged (`.venv/bin/python bench/lvs.py --keep`) is used as it is and left up.
     if lvs.settled_active():
         yield
         return

@@ -1,5 +1,6 @@
 """Run every molecule scenario against the lab: `molecule test` converges, checks idempotence,
-breaks things (side_effect) and verifies. Scenarios whose inventory has a VM host run under `make vm`.
+breaks things (side_effect) and verifies. A scenario runs in the tier of its slowest host kind:
+`make vm` if its inventory has a VM host, `make uml` if a uml host, `make integration` otherwise.
 """
 
 import os
@@ -11,28 +12,18 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
-# Scenarios that passed on the lab but do not fit CI's time: listed with why, not run by `make vm`.
-PENDING = {
-    "lvs_dr": (
-        "issue 6: passes on the lab's VMs (2026-12-01: converge, idempotence 0 changed, verify 13 passed, "
-        "21 min 56 s under TCG), which CI's 90 minutes cannot fit beside file_server and the namespace tier"
-    ),
-    "lvs_nat_tun": (
-        "issue 6: passes on the lab's VMs (2026-12-01: 4 passed, 13 min 18 s under TCG), which CI's "
-        "90 minutes cannot fit beside file_server and the namespace tier"
-    ),
-}
 
 
-def needs_vm(scenario: str) -> bool:
-    """Whether the scenario's lab inventory declares a VM host (the lab reads `lab_kind`)."""
+def tier(scenario: str):
+    """The pytest mark of the scenario's tier, from the host kinds its lab inventory declares."""
     config = yaml.safe_load((ROOT / "molecule" / scenario / "molecule.yml").read_text())
     links = config.get("provisioner", {}).get("inventory", {}).get("links", {})
-    for link in links.values():
-        text = (ROOT / "molecule" / scenario / link).read_text()
-        if "lab_kind: vm" in text:
-            return True
-    return False
+    text = "".join((ROOT / "molecule" / scenario / link).read_text() for link in links.values())
+    if "lab_kind: vm" in text:
+        return pytest.mark.vm
+    if "lab_kind: uml" in text:
+        return pytest.mark.uml
+    return pytest.mark.lab
 
 
 @pytest.mark.parametrize(
@@ -40,11 +31,7 @@ def needs_vm(scenario: str) -> bool:
     [
         pytest.param(
             s,
-            marks=[
-                pytest.mark.molecule,
-                pytest.mark.vm if needs_vm(s) else pytest.mark.lab,
-                *([pytest.mark.skip(reason=PENDING[s])] if s in PENDING else []),
-            ],
+            marks=[pytest.mark.molecule, tier(s)],
         )
         for s in SCENARIOS
     ],

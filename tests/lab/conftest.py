@@ -46,7 +46,7 @@ def pytest_collection_modifyitems(config, items):
         reason = f"the lab needs {', '.join(missing)} (make setup installs them)"
     if reason:
         for item in items:
-            if "lab" in item.keywords or "vm" in item.keywords:
+            if "lab" in item.keywords or "uml" in item.keywords or "vm" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -34,7 +34,7 @@ def test_up_takes_less_than_10_s_and_every_host_answers_ssh(lab, ns_inventory):
     assert seconds < 10, f"up took {seconds:.1f} s"
     table = hakit_lab("status").stdout
     for name, host in lab.hosts.items():
-        assert re.search(rf"^{name}\s+ns\s+on\s+{host.mgmt.ip}\s+ok$", table, re.M), table
+        assert re.search(rf"^{name}\s+ns\s+on\s+{host.mgmt.ip}\s+ok\s", table, re.M), table
     for host in lab.hosts.values():
         assert hakit_lab("ssh", host.name, "hostname").stdout.strip() == host.name
 

@@ -31,7 +31,7 @@ def vm_sh(host: str, command: str) -> str:
 def test_every_host_answers_ssh(lab):
     table = hakit_lab("status").stdout
     for name, host in lab.hosts.items():
-        assert re.search(rf"^{name}\s+{host.kind}\s+on\s+{host.mgmt.ip}\s+ok$", table, re.M), table
+        assert re.search(rf"^{name}\s+{host.kind}\s+on\s+{host.mgmt.ip}\s+ok\s", table, re.M), table
 
 
 def test_ns_host_reaches_vm_by_ping_and_tcp_on_the_lan(lab):

@@ -175,5 +175,5 @@ def test_status_shows_the_accelerator_each_vm_started_with(tmp_path, monkeypatch
     }
     assert cli._dispatch(cli._parser().parse_args(["status", "--no-ssh"])) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["HOST", "KIND", "ACCEL", "POWER", "MGMT", "SSH"]
-    assert lines[1].split() == ["vm1", "vm", "kvm", "off", "10.77.0.11", "-"]
+    assert lines[0].split() == ["HOST", "KIND", "POWER", "MGMT", "SSH", "ACCEL"]
+    assert lines[1].split() == ["vm1", "vm", "off", "10.77.0.11", "-", "kvm"]
