@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """DRBD figures on the lab's file server (inventory/lab/file_server), measured in one run:
 
-* raw TCP throughput between the two VMs over the replication link (eth1),
+* raw TCP throughput between the two nodes over the replication link (eth1),
 * a full sync of r0 (what the initial sync does: `drbdadm invalidate-remote`, every block sent),
 * a resync after node2 was disconnected while node1 wrote N MiB,
 * the client-observed outage through the service address when node1 loses power, and the

@@ -1,6 +1,6 @@
 """The converged DRBD file server, then its failure cases, in this order, in one lab lifetime.
 
-Every VM boot and converge costs minutes under TCG, so the cases run one after the other on the
+A converge costs minutes, so the cases run one after the other on the
 pair molecule converged, each starting from where the previous one left it (written down in
 each docstring). A failing case skips the rest (conftest.py), since the later ones would only
 report its consequences.
@@ -31,7 +31,8 @@ import webpair  # noqa: E402
 from drbd import DOCROOT, URL, fetch, lab  # noqa: E402
 
 INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-# Bounds: heartbeat's deadtime is 10 s in the lab; a TCG VM takes 1-5 min to boot.
+# Bounds, generous for a loaded machine: heartbeat's deadtime is 3 s in the lab, a uml host boots
+# in 10-20 s.
 TAKEOVER_BOUND = 90
 BOOT_BOUND = 400
 SYNC_BOUND = 240
