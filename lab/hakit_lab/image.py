@@ -716,8 +716,19 @@ def _build_vm_image(work: Path, rootfs: Path, pkg: str, version: str) -> None:
     build_initramfs(target, work / "initrd.img")
 
     raw = work / "base.raw"
+    _ext4_image_of(root, raw, VM_DISK_SIZE)
+    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
+    raw.unlink()
+    (work / "base.qcow2").chmod(0o444)
+    (work / "kernel_version").write_text(f"{kv}\n")
+    (work / "kernel_package").write_text(f"{pkg} {version}\n")
+    log.info("vm image: built in %.0f s", time.monotonic() - t0)
+
+
+def _ext4_image_of(root: Path, raw: Path, size: str) -> None:
+    """A sparse raw ext4 image of `size` holding the directory `root` (removed afterwards)."""
     with raw.open("wb") as f:
-        f.truncate(_size_bytes(VM_DISK_SIZE))
+        f.truncate(_size_bytes(size))
     _run(
         [
             "mkfs.ext4", "-q", "-F", "-L", "hkl-root", "-m", "1",
@@ -726,12 +737,6 @@ def _build_vm_image(work: Path, rootfs: Path, pkg: str, version: str) -> None:
         ]
     )  # fmt: skip
     shutil.rmtree(root)
-    _run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "base.qcow2")])
-    raw.unlink()
-    (work / "base.qcow2").chmod(0o444)
-    (work / "kernel_version").write_text(f"{kv}\n")
-    (work / "kernel_package").write_text(f"{pkg} {version}\n")
-    log.info("vm image: built in %.0f s", time.monotonic() - t0)
 
 
 def _size_bytes(size: str) -> int:
@@ -811,16 +816,7 @@ def _build_uml_image(work: Path, rootfs: Path, version: str) -> None:
     _write(root / UML_INIT.lstrip("/"), UML_INIT_SOURCE.read_text(), 0o755)
     _write(root / "etc/sysctl.d/10-hakit-lab-console.conf", "kernel.printk = 4 4 1 7\n")
     raw = work / "base.img"
-    with raw.open("wb") as f:
-        f.truncate(_size_bytes(UML_DISK_SIZE))
-    _run(
-        [
-            "mkfs.ext4", "-q", "-F", "-L", "hkl-root", "-m", "1",
-            "-E", "lazy_itable_init=0,lazy_journal_init=0,root_owner=0:0",
-            "-d", str(root), str(raw),
-        ]
-    )  # fmt: skip
-    shutil.rmtree(root)
+    _ext4_image_of(root, raw, UML_DISK_SIZE)
     raw.chmod(0o444)
     (work / "kernel_version").write_text(f"{version}\n")
     log.info("uml image: kernel %s, built in %.0f s", version, time.monotonic() - t0)
