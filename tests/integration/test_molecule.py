@@ -13,10 +13,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 
-# Scenarios moved to uml hosts that have not passed there yet: skipped with why, until they have.
+# Scenarios not run by `make test`, with why.
 PENDING = {
     "lvs_dr": "issue 14: its directors are uml hosts now; the scenario has not run on them yet",
-    "lvs_nat_tun": "issue 14: its director and TUN real server are uml hosts now; not run on them yet",
+    # Its NAT director masquerades with nftables (table ip), which Debian's user-mode-linux 6.1 cannot
+    # load (CONFIG_NF_TABLES_IPV4 is not set): on uml hosts the converge fails there. So its kernel
+    # hosts stay VMs, where it passed in 13 min under TCG.
+    "lvs_nat_tun": (
+        "issue 14: its director needs nftables' ip family, which the uml kernel lacks; on TCG VMs it "
+        "takes 13 min, more than CI's time holds"
+    ),
 }
 
 
