@@ -150,10 +150,12 @@ def leftovers(netns_inodes: set[int]) -> list[str]:
         if line.split(": ")[1].startswith(model.PREFIX)
     ]
     mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    # Only this lab's: another prefix's state directory (/run/hakit-lab-hkn) starts with ours too.
     found += [
         f"mount {line.split()[4]}"
         for line in mounts
-        if str(paths.STATE) in line.split()[4] or f"/run/netns/{model.PREFIX}" in line.split()[4]
+        if Path(line.split()[4]).is_relative_to(paths.STATE)
+        or line.split()[4].startswith(f"/run/netns/{model.PREFIX}-")
     ]
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
