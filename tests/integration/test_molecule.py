@@ -15,7 +15,6 @@ SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.y
 
 # Scenarios not run by `make test`, with why.
 PENDING = {
-    "lvs_dr": "issue 14: its directors are uml hosts now; the scenario has not run on them yet",
     # Its NAT director masquerades with nftables (table ip), which Debian's user-mode-linux 6.1 cannot
     # load (CONFIG_NF_TABLES_IPV4 is not set): on uml hosts the converge fails there. So its kernel
     # hosts stay VMs, where it passed in 13 min under TCG.
