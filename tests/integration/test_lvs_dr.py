@@ -17,12 +17,7 @@ import shutil
 import lvs
 import pytest
 
-pytestmark = [
-    pytest.mark.uml,
-    pytest.mark.skip(
-        reason="issue 14: the directors are uml hosts now; the five cases have not run on them yet"
-    ),
-]
+pytestmark = pytest.mark.uml
 
 # A removal must happen within this (checkinterval 1, negotiatetimeout 2 in the lab inventory).
 BOUND = 30.0
