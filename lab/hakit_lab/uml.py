@@ -37,8 +37,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import aptproxy, image, model, nshost, paths
+from . import aptproxy, image, model, net, nshost, paths
 from .model import Host, Lab, LabError
+from .sysutil import alive, wait_gone
 from .vm import create_taps, nic_links, remove_taps
 
 KERNEL = "linux.uml"
@@ -102,10 +103,9 @@ def running_pid(host: Host) -> int | None:
     try:
         pid = int((umid_dir(host) / "pid").read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError):
         return None
-    if f"umid={umid(host)}".encode() not in cmdline or stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+    if f"umid={umid(host)}".encode() not in cmdline or not alive(pid):
         return None
     return pid
 
@@ -220,20 +220,11 @@ def poweroff(host: Host, timeout: float = 15.0) -> None:
     pid = running_pid(host)
     if pid is not None:
         os.killpg(pid, signal.SIGKILL)
-        deadline = time.monotonic() + timeout
-        while left := [p for p in _group(pid) if _alive(p)]:
-            if time.monotonic() > deadline:
-                raise LabError(f"{host.name}: processes {left} of the uml kernel survive SIGKILL")
-            time.sleep(0.05)
+        left = wait_gone(_group(pid), timeout)
+        if left:
+            raise LabError(f"{host.name}: processes {left} of the uml kernel survive SIGKILL")
     (umid_dir(host) / "pid").unlink(missing_ok=True)
     remove_taps(host)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def destroy(host: Host) -> None:
@@ -251,8 +242,6 @@ def set_link(lab: Lab, host: Host, ifname: str, up: bool) -> None:
     nothing more). Unplugged, the guest's frames go nowhere and nothing reaches it; UML has no
     carrier to drop, so the guest keeps its link up (a NIC watcher sees no change here).
     """
-    from . import net
-
     tap = host.switch_link(net.nic_index(host, ifname))
     bridge = {t: b for _, t, b in nic_links(lab, host)}[tap]
     net.ip_batch([f"link set {tap} {f'master {bridge}' if up else 'nomaster'}"], SWITCH_NS)

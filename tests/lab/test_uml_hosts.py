@@ -113,6 +113,7 @@ def test_down_leaves_no_uml_process(lab):
 def _processes_of(host: str) -> list[int]:
     """Live host processes of a uml host's kernel (found by its umid on the command line)."""
     from hakit_lab import model
+    from hakit_lab.sysutil import alive
 
     mark = f"umid={model.PREFIX}-{host}".encode()
     found = []
@@ -120,8 +121,7 @@ def _processes_of(host: str) -> list[int]:
         if not proc.name.isdigit():
             continue
         try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            if mark in (proc / "cmdline").read_bytes().split(b"\0") and state not in ("Z", "X"):
+            if mark in (proc / "cmdline").read_bytes().split(b"\0") and alive(int(proc.name)):
                 found.append(int(proc.name))
         except OSError:
             continue
