@@ -2,8 +2,8 @@
 `hakit-lab fault`, then check through the VIP from the client (bench/http_probe.py every 100 ms)
 and in the directors' IPVS tables that the cluster did what the seed says.
 
-molecule/lvs_dr converges the lab inventory (inventory/lab/lvs_dr) twice and verifies the healthy
-pair. These tests converge it once for the module; every test starts from a healthy pair (all
+The module first runs molecule/lvs_dr (the lab inventory inventory/lab/lvs_dr converged twice, the
+healthy pair verified) and keeps that lab for its cases; every test starts from a healthy pair (all
 hosts on, one director active with both real servers in its table, the other standing by) and
 breaks things relative to whichever director is active (auto_failback is off, so it may be
 either). Helpers: bench/lvs.py.
@@ -16,6 +16,7 @@ import shutil
 
 import lvs
 import pytest
+from scenario import converged_lab
 
 pytestmark = pytest.mark.uml
 
@@ -35,12 +36,8 @@ def pair():
     if lvs.settled_active():
         yield
         return
-    lvs.up()
-    try:
-        lvs.converged()
+    with converged_lab("lvs_dr"):
         yield
-    finally:
-        lvs.down()
 
 
 @pytest.fixture

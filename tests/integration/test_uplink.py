@@ -2,9 +2,9 @@
 uplink with `hakit-lab fault`, then check from the active node's traffic (which public address the
 internet host sees), from BIND and the dyndns2 endpoint, and from the daemon's own log and state.
 
-molecule/uplink converges the lab inventory (inventory/lab/uplink) twice and verifies the healthy
-pair. These tests build the same lab once for the module (bench/uplink.py: hakit-lab up, the
-scenario's prepare.yml, playbooks/uplink.yml); every test starts from traffic on router1.
+The module first runs molecule/uplink (the lab inventory inventory/lab/uplink with the scenario's
+prepare.yml, playbooks/uplink.yml converged twice, the healthy pair verified) and keeps that lab for
+its cases; every test starts from traffic on router1.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import shutil
 
 import pytest
 import uplink
+from scenario import converged_lab
 
 pytestmark = pytest.mark.lab
 
@@ -23,11 +24,8 @@ def lab():
     missing = [tool for tool in ("ip", "nft", "nsenter", "debootstrap", "ssh") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
         pytest.skip(f"the lab needs root{' and ' + ', '.join(missing) if missing else ''}")
-    uplink.up()
-    try:
+    with converged_lab("uplink"):
         yield
-    finally:
-        uplink.down()
 
 
 @pytest.fixture

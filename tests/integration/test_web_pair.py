@@ -2,8 +2,8 @@
 client (through the service address) and with heartbeat's own tools on the nodes that the pair did
 the right thing.
 
-molecule/web_pair converges the lab inventory (inventory/lab/web_pair) twice and verifies the
-healthy pair. These tests converge the same inventory once for the module; every test that breaks
+The module first runs molecule/web_pair (the lab inventory inventory/lab/web_pair converged twice,
+the healthy pair verified) and keeps that lab for its cases; every test that breaks
 something first restores the healthy pair (node1 active, node2 standby, nothing broken). The lab
 and the roles are driven as a user would: hakit-lab for faults, ansible-playbook for the roles,
 bench/http_probe.py polling the service address every 100 ms inside the client (bench/webpair.py).
@@ -21,6 +21,7 @@ import outage
 import pytest
 import webpair
 import yaml
+from scenario import converged_lab
 
 pytestmark = pytest.mark.lab
 
@@ -38,16 +39,12 @@ HICCUP = 1.0
 
 @pytest.fixture(scope="module")
 def pair():
-    """The lab's web pair, converged once; torn down after the module."""
+    """The lab's web pair, converged and verified by molecule/web_pair; torn down after the module."""
     missing = [tool for tool in ("ip", "nft", "nsenter", "debootstrap", "ssh") if shutil.which(tool) is None]
     if os.geteuid() != 0 or missing:
         pytest.skip(f"the lab needs root{' and ' + ', '.join(missing) if missing else ''}")
-    webpair.up()
-    try:
-        webpair.converged()
+    with converged_lab("web_pair"):
         yield
-    finally:
-        webpair.down()
 
 
 @pytest.fixture
