@@ -33,13 +33,15 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import paths
+from . import aptindex, paths
 from .model import LabError
 
 UPSTREAM = "http://deb.debian.org"
 ARCHIVES = ("debian", "debian-security")
 SUITE = "bookworm"
 HEALTH_PATH = "/hakit-lab-aptproxy/health"
+# The cut-down index's files (aptindex.py), served from the cache directory.
+INDEX_PATHS = {f"/{aptindex.NAME}/Packages", f"/{aptindex.NAME}/Release"}
 CHUNK = 256 * 1024
 UPSTREAM_TIMEOUT = 60.0
 MAX_REDIRECTS = 3
@@ -62,9 +64,15 @@ log = logging.getLogger("hakit_lab.aptproxy")
 def sources_list(
     controller_ip: str | ipaddress.IPv4Address | ipaddress.IPv4Interface, port: int = paths.APT_PROXY_PORT
 ) -> str:
-    """The apt sources every lab host writes (ns hosts and VMs alike)."""
+    """The apt sources every lab host writes (ns hosts, uml hosts and VMs alike): the lab's cut-down
+    index (aptindex.py), or with HAKIT_LAB_APT_INDEX=full Debian's whole archive."""
     ip = ipaddress.ip_interface(str(controller_ip)).ip
     base = f"http://{ip}:{port}"
+    if aptindex.enabled():
+        return (
+            "# hakit-lab: Debian's packages the lab installs, through the lab's package proxy\n"
+            f"deb [trusted=yes] {base} {aptindex.NAME}/\n"
+        )
     return (
         "# hakit-lab: Debian's archive through the lab's package proxy on the controller\n"
         f"deb {base}/debian {SUITE} main\n"
@@ -176,6 +184,13 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, head: bool) -> None:
         if self.path == HEALTH_PATH:
             self._send_bytes(200, b"ok\n", "text/plain", head)
+            return
+        if self.path in INDEX_PATHS:
+            index = self.server.cache / aptindex.NAME / self.path.rsplit("/", 1)[1]
+            if index.is_file():
+                self._send_file(index, head)
+            else:
+                self._send_error(404, f"the lab's package index has no {index.name}: run hakit-lab up")
             return
         split = _split(self.path)
         if split is None:

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import aptproxy, image, inventory, net, nshost, paths, state, uml, vm
+from . import aptindex, aptproxy, image, inventory, net, nshost, paths, state, uml, vm
 from .model import Host, Lab, LabError
 from .sysutil import (
     alive,
@@ -164,6 +164,7 @@ def _up_locked(lab: Lab, t0: float, timeout: float | None) -> UpReport:
         image.ensure_uml_image()
 
     net.ensure_switch(lab)
+    aptindex.ensure(aptproxy.UPSTREAM)
     aptproxy.start(str(lab.controller.ip), paths.APT_PROXY_PORT)
     if ns_hosts:
         nshost.ensure_tmpfs()

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from hakit_lab import aptproxy, paths
+from hakit_lab import aptindex, aptproxy, paths
 
 POOL = "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb"
 BIG = bytes(range(256)) * 4096 * 3  # 3 MiB, sent slowly in chunks
@@ -252,7 +252,11 @@ def test_an_unreachable_upstream_is_a_502_apt_can_show(tmp_path):
         assert resp.status == 502
 
 
-def test_sources_list_is_the_same_for_every_spelling_of_the_address():
+def test_sources_list_is_the_same_for_every_spelling_of_the_address(monkeypatch):
+    assert aptproxy.sources_list("10.77.0.1").splitlines()[1:] == [
+        "deb [trusted=yes] http://10.77.0.1:3142 hakit-lab/"
+    ]
+    monkeypatch.setenv("HAKIT_LAB_APT_INDEX", "full")
     text = aptproxy.sources_list("10.77.0.1")
     assert text == aptproxy.sources_list(ipaddress.IPv4Interface("10.77.0.1/24"))
     assert text == aptproxy.sources_list(ipaddress.IPv4Address("10.77.0.1"))
@@ -312,8 +316,14 @@ def _debian_reachable() -> bool:
 
 @pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
 @pytest.mark.skipif(not _debian_reachable(), reason="needs Debian's archive")
-def test_real_apt_update_and_download_through_the_proxy(tmp_path):
-    """apt-get update + download hello, in a throwaway apt tree, through the proxy on loopback."""
+@pytest.mark.parametrize("index", ["lab", "full"])
+def test_real_apt_update_and_download_through_the_proxy(tmp_path, monkeypatch, index):
+    """apt-get update + download hello, in a throwaway apt tree, through the proxy on loopback:
+    from the lab's cut-down index (built here first) and from Debian's whole one."""
+    monkeypatch.setenv("HAKIT_LAB_APT_INDEX", index)
+    t_index = time.monotonic()
+    aptindex.ensure(aptproxy.UPSTREAM)
+    t_index = time.monotonic() - t_index
     root = tmp_path / "apt"
     for d in (
         "etc/sources.list.d",
@@ -344,8 +354,11 @@ def test_real_apt_update_and_download_through_the_proxy(tmp_path):
         )
         assert up.returncode == 0, up.stdout + up.stderr
         assert "W:" not in up.stderr and "E:" not in up.stderr, up.stderr
-        assert f"{base}/debian bookworm InRelease" in up.stdout
-        assert f"{base}/debian-security bookworm-security InRelease" in up.stdout
+        if index == "full":
+            assert f"{base}/debian bookworm InRelease" in up.stdout
+            assert f"{base}/debian-security bookworm-security InRelease" in up.stdout
+        else:
+            assert f"{base} hakit-lab/ Packages" in up.stdout
         t1 = time.monotonic()
         dl = subprocess.run(
             ["apt-get", *opts, "download", "hello"],
@@ -359,4 +372,7 @@ def test_real_apt_update_and_download_through_the_proxy(tmp_path):
         debs = list((root / "dl").glob("hello_*_amd64.deb"))
         assert len(debs) == 1
         assert subprocess.run(["dpkg-deb", "-I", str(debs[0])], capture_output=True).returncode == 0
-        print(f"apt-get update {t1 - t0:.1f} s, download hello {time.monotonic() - t1:.1f} s")
+        print(
+            f"{index} index: built or checked in {t_index:.1f} s, apt-get update {t1 - t0:.1f} s, "
+            f"download hello {time.monotonic() - t1:.1f} s"
+        )
