@@ -1,8 +1,8 @@
 """Running a molecule scenario against the lab, for test_molecule.py and the failure-case modules.
 
-A scenario with a failure-case module (FAILURE_CASES) is not run on its own: that module runs the
-scenario's whole sequence once, keeps the converged and verified lab up for its cases, then takes
-it down. So each scenario's lab is built and converged once per `make test`.
+A scenario with a failure-case module (tests/integration/test_<scenario>.py) is not run on its own:
+that module runs the scenario's whole sequence once, keeps the converged and verified lab up for its
+cases, then takes it down. So each scenario's lab is built and converged once per `make test`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".cache" / "molecule"
 
-# scenario -> the module that runs it and then breaks its lab.
-FAILURE_CASES = {
-    "lvs_dr": "tests/integration/test_lvs_dr.py",
-    "uplink": "tests/integration/test_uplink.py",
-    "web_pair": "tests/integration/test_web_pair.py",
-}
+
+def has_failure_cases(scenario: str) -> bool:
+    """Whether the scenario's failure-case module runs it (and then breaks its lab)."""
+    return Path(__file__).with_name(f"test_{scenario}.py").is_file()
 
 
 def molecule(scenario: str, command: str, *args: str) -> subprocess.CompletedProcess:
