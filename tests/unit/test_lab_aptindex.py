@@ -121,13 +121,16 @@ def test_an_unsigned_release_is_refused():
 
 
 def role_packages() -> set[str]:
-    """Package names of the roles' __*_packages variables, literal lists or Jinja with quoted names."""
+    """Package names of the roles' __*_packages variables: literal lists, lists per choice (a dict)
+    or Jinja with quoted names."""
     names: set[str] = set()
     for vars_file in ROOT.glob("roles/*/vars/main.yml"):
         for key, value in (yaml.safe_load(vars_file.read_text()) or {}).items():
             if not key.endswith("_packages"):
                 continue
-            if isinstance(value, list):
+            if isinstance(value, dict):
+                names.update(name for names_ in value.values() for name in names_)
+            elif isinstance(value, list):
                 names.update(value)
             else:
                 names.update(re.findall(r"'([a-z0-9][a-z0-9.+-]+)'", value))
@@ -136,7 +139,7 @@ def role_packages() -> set[str]:
 
 def test_the_index_offers_every_package_the_roles_and_the_lab_install():
     wanted = set(aptindex.wanted_packages())
-    assert {"heartbeat", "drbd-utils", "ldirectord", "bind9-dnsutils"} <= role_packages()
+    assert {"heartbeat", "drbd-utils", "ldirectord", "bind9-dnsutils", "iptables"} <= role_packages()
     assert role_packages() - wanted == set()
     assert set(image.PACKAGES) - wanted == set()
     for playbook in [*ROOT.glob("molecule/*/*.yml"), ROOT / "tests/integration/targets/ipvs/tasks/main.yml"]:
