@@ -15,17 +15,6 @@ from scenario import has_failure_cases, molecule, passed
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
 
-# Scenarios not run by `make test`, with why.
-PENDING = {
-    # Its NAT director masquerades with nftables (table ip), which Debian's user-mode-linux 6.1 cannot
-    # load (CONFIG_NF_TABLES_IPV4 is not set): on uml hosts the converge fails there. So its kernel
-    # hosts stay VMs, where it passed in 13 min under TCG.
-    "lvs_nat_tun": (
-        "issue 14: its director needs nftables' ip family, which the uml kernel lacks; on TCG VMs it "
-        "takes 13 min, more than CI's time holds"
-    ),
-}
-
 
 def tier(scenario: str):
     """The pytest mark of the scenario's tier, from the host kinds its lab inventory declares."""
@@ -44,11 +33,7 @@ def tier(scenario: str):
     [
         pytest.param(
             s,
-            marks=[
-                pytest.mark.molecule,
-                tier(s),
-                *([pytest.mark.skip(reason=PENDING[s])] if s in PENDING else []),
-            ],
+            marks=[pytest.mark.molecule, tier(s)],
         )
         for s in SCENARIOS
         if not has_failure_cases(s)

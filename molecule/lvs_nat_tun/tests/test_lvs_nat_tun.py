@@ -49,8 +49,42 @@ def test_the_director_forwards_by_masq_and_ipip_and_masquerades():
     rules = director.check_output("ipvsadm -Sn")
     assert "-r 10.79.4.21:80 -m -w 3" in rules and "-r 10.79.4.22:80 -m -w 1" in rules, rules
     assert "-r 10.79.3.31:80 -i -w 1" in rules, rules
-    assert "masquerade" in director.check_output("nft list table ip hakit_lvs")
-    assert director.check_output("systemctl is-enabled ldirectord") == "enabled"
+    # The lab's uml director masquerades with iptables-legacy (its kernel has no nftables ip family).
+    chain = director.check_output("iptables-legacy -w -t nat -S HAKIT-LVS-MASQ")
+    assert "-s 10.79.4.21/32 -o eth0 -j MASQUERADE" in chain and "-s 10.79.4.22/32" in chain, chain
+    assert "-j HAKIT-LVS-MASQ" in director.check_output("iptables-legacy -w -t nat -S POSTROUTING")
+    # The init script serves sysvinit (the uml director) and systemd (through its unit) alike.
+    assert director.run("service hakit-lvs-masquerade status").rc == 0
+    for service in ("hakit-lvs-masquerade", "ldirectord"):
+        assert enabled_at_boot(director, service), service
+
+
+def enabled_at_boot(host, service):
+    if host.file("/run/systemd/system").is_directory:
+        return host.run(f"systemctl is-enabled {service}").stdout.strip() == "enabled"
+    return host.run(f"ls /etc/rc2.d/S*{service}").rc == 0
+
+
+def test_a_nat_real_servers_own_connection_leaves_as_the_director():
+    """nat1 connects to the client, which has no route to 10.79.4.0/24: the connection works only
+    masqueraded, and the client sees the director's LAN address."""
+    client = lab_host("client")
+    client.check_output(
+        "rm -f /tmp/hakit-peer; nohup timeout 30 python3 -c \"import socket; s = socket.create_server(('', 9777)); "
+        "c, a = s.accept(); open('/tmp/hakit-peer', 'w').write(a[0])\" >/dev/null 2>&1 &"
+    )
+    lab_host("nat1").check_output(
+        'python3 -c "import socket, time\n'
+        "for _ in range(50):\n"
+        "    try:\n"
+        "        socket.create_connection(('10.79.3.50', 9777), timeout=3).close(); break\n"
+        "    except OSError: time.sleep(0.2)\n"
+        "else: raise SystemExit('no connection to the client')\""
+    )
+    peer = client.check_output(
+        "for i in $(seq 50); do [ -s /tmp/hakit-peer ] && break; sleep 0.2; done; cat /tmp/hakit-peer"
+    )
+    assert peer == "10.79.3.11", peer
 
 
 def test_the_real_servers_routes_and_tunnel():
