@@ -34,6 +34,24 @@ def test_every_host_answers_ssh(lab):
         assert re.search(rf"^{name}\s+{host.kind}\s+on\s+{host.mgmt.ip}\s+ok\s", table, re.M), table
 
 
+def test_vm_identity_names_addresses_and_apt_sources(lab):
+    from hakit_lab import aptproxy
+
+    for name in ("vm1", "vm2"):
+        host = lab.hosts[name]
+        assert vm_sh(name, "hostname").strip() == name
+        addrs = vm_sh(name, "ip -4 -br addr show | awk '{print $1, $3}'").splitlines()
+        assert f"mgmt0 {host.mgmt.with_prefixlen}" in addrs, addrs
+        for iface in host.interfaces:
+            assert f"{iface.name} {iface.address.with_prefixlen}" in addrs, addrs
+            assert vm_sh(name, f"cat /sys/class/net/{iface.name}/address").strip() == iface.mac
+        interfaces = vm_sh(name, "cat /etc/network/interfaces")
+        assert "iface eth0 inet static" in interfaces and "mgmt0" not in interfaces
+        assert (
+            vm_sh(name, "cat /etc/apt/sources.list").strip() == aptproxy.sources_list(lab.controller).strip()
+        )
+
+
 def test_ns_host_reaches_vm_by_ping_and_tcp_on_the_lan(lab):
     assert pings("ns1", "10.77.1.21") and pings("ns1", "10.77.2.21")
     banner = in_host(
@@ -81,6 +99,23 @@ def test_vm_poweroff_and_boot_keep_the_disk(lab):
     figure(f"fault boot (VM, until SSH answers): {time.monotonic() - t0:.1f} s")
     assert vm_sh("vm2", "cat /root/kept").strip() == "before"
     assert pings("ns1", "10.77.1.22")
+
+
+def test_a_reboot_inside_the_vm_reboots_it_in_the_same_qemu(lab):
+    from hakit_lab import vm
+
+    host = lab.hosts["vm2"]
+    pid = vm.running_pid(host)
+    boot_id = vm_sh("vm2", "cat /proc/sys/kernel/random/boot_id").strip()
+    hakit_lab("exec", "vm2", "--", "systemctl", "reboot", check=False, timeout=60)
+    deadline = time.monotonic() + 300
+    while True:
+        time.sleep(3)
+        again = in_host("vm2", "cat /proc/sys/kernel/random/boot_id")
+        if again.returncode == 0 and again.stdout.strip() not in ("", boot_id):
+            break
+        assert time.monotonic() < deadline, "vm2 did not come back from its reboot within 300 s"
+    assert vm.running_pid(host) == pid  # no -no-reboot surprise: the guest restarted inside its qemu
 
 
 TEN_TASKS = """
