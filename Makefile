@@ -23,8 +23,9 @@ export PY_COLORS := 0
 export PYTHONDONTWRITEBYTECODE := 1
 
 # pytest exits 5 when a selection holds no test: say so and go on, any other failure stops make.
+# Every test that takes 10 s or more is listed with its time at the end of each tier.
 define pytest
-	rc=0; $(BIN)/pytest $(1) || rc=$$?; \
+	rc=0; $(BIN)/pytest --durations=0 --durations-min=10 $(1) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no test selected by: $(1)"; rc=0; fi; exit $$rc
 endef
 
