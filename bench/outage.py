@@ -11,6 +11,7 @@ class Outage:
     to_expected_s: float | None  # fault -> first answer from the expected server (None: never)
     longest_gap_s: float  # longest stretch after the fault without any good answer
     failed_requests: int  # requests after the fault that got no good answer
+    fault_at: float | None = None  # wall time of the fault
 
 
 def measure(samples: list[dict], fault_at: float, expect: str) -> Outage:
@@ -35,6 +36,7 @@ def measure(samples: list[dict], fault_at: float, expect: str) -> Outage:
         to_expected_s=None if first_expected is None else round(first_expected - fault_at, 3),
         longest_gap_s=round(longest, 3),
         failed_requests=failed,
+        fault_at=fault_at,
     )
 
 
