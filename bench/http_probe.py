@@ -7,7 +7,10 @@ that waited for it would poll less often exactly during an outage), and writes o
 request to stdout when it completes: {"t": wall-clock seconds at completion, "sent": wall-clock
 seconds when it was sent, "ok": bool, "body": a line of the page or the error name}; the line is
 the first one containing --line (the first line if none does or no --line).
-It stops early once --stop-after consecutive answers contain --expect, if given. Wall-clock
+It stops early once --stop-after consecutive answers contain --expect, if given; with
+--armed-by-signal only answers to requests sent after the probe got SIGUSR1 count (the
+controller arms it once its fault has been injected, so answers from before the fault took
+effect cannot end it). Wall-clock
 time is shared by every lab host and the controller (namespaces do not virtualise it), so the
 controller can line the samples up with the moment it injected a fault.
 """
@@ -16,6 +19,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -44,6 +48,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=120.0)
     parser.add_argument("--expect", help="stop after --stop-after answers in a row containing this")
     parser.add_argument("--not-before", type=float, default=0.0, help="ignore --expect before this wall time")
+    parser.add_argument("--armed-by-signal", action="store_true", help="count --expect only after SIGUSR1")
     parser.add_argument("--stop-after", type=int, default=5)
     parser.add_argument("--line", default="", help="report the first line of the page containing this")
     args = parser.parse_args()
@@ -53,6 +58,13 @@ def main() -> int:
     done = threading.Event()
     lock = threading.Lock()
     streak = 0
+    armed_at = None if args.armed_by_signal else args.not_before
+
+    def arm(_signum, _frame) -> None:
+        nonlocal armed_at
+        armed_at = time.time()
+
+    signal.signal(signal.SIGUSR1, arm)
 
     def request() -> None:
         nonlocal streak
@@ -65,7 +77,7 @@ def main() -> int:
             print(
                 json.dumps({"t": round(now, 4), "sent": round(sent, 4), "ok": ok, "body": body}), flush=True
             )
-            if args.expect and now >= args.not_before:
+            if args.expect and armed_at is not None and now >= args.not_before and sent >= armed_at:
                 streak = streak + 1 if ok and args.expect in body else 0
                 if streak >= args.stop_after:
                     done.set()

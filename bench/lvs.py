@@ -269,13 +269,8 @@ def names(samples: list[dict]) -> dict[str, int]:
 
 
 def fault_under_probe(fault: tuple[str, ...], expect: str, bound: float) -> tuple[outage.Outage, list[dict]]:
-    """Start the probe, inject `hakit-lab fault FAULT...`, measure until `expect` answers 5 times
-    in a row or `bound` s pass."""
-    probe = Probe(duration=bound, expect=expect, not_before=time.time())
-    fault_at = time.time()
-    lab("fault", *fault)
-    samples = probe.samples()
-    return outage.measure(samples, fault_at, expect), samples
+    """webpair.fault_under_probe through the VIP from the client."""
+    return webpair.fault_under_probe(fault, expect, bound, url=URL, host=CLIENT)
 
 
 # -- figures -----------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ compare with the fault's wall time directly.
 
     with takeover.LogWatch(standby, seconds=150) as watch:
         measured, samples = lvs.fault_under_probe(("poweroff", active), ...)
-    print(takeover.describe(takeover.breakdown(watch.lines(), measured)))
+        print(takeover.describe(takeover.breakdown(watch.lines(), measured)))
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ class LogWatch:
     def __init__(self, host: str, seconds: float, logfile: str = HA_LOG) -> None:
         self.host, self.seconds, self.logfile = host, seconds, logfile
         self.proc: subprocess.Popen | None = None
-        self._out = ""
 
     def __enter__(self) -> LogWatch:
         from webpair import LabFailure, _env
@@ -92,16 +91,17 @@ class LogWatch:
         if self.proc and self.proc.poll() is None and exc[0] is not None:
             self.proc.kill()
 
-    def lines(self) -> list[tuple[float, str]]:
-        """Every line the survivor logged, with the wall time it appeared (waits for the watcher)."""
+    def lines(self, grace: float = 10.0) -> list[tuple[float, str]]:
+        """Every line the survivor logged, with the wall time it appeared. Call it once the client
+        sees the survivor: the watcher has seen the takeover complete and ended by then; one that
+        has not after `grace` s is ended, and what it printed is kept."""
         assert self.proc is not None, "use LogWatch as a context manager"
         try:
-            out, _ = self.proc.communicate(timeout=self.seconds + 30)
+            out, _ = self.proc.communicate(timeout=grace)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()
-        self._out += out
-        stamped = [json.loads(x) for x in self._out.splitlines() if x.startswith("{") and x.endswith("}")]
+        stamped = [json.loads(x) for x in out.splitlines() if x.startswith("{") and x.endswith("}")]
         return [(s["t"], s["line"]) for s in stamped if "t" in s]
 
 
@@ -110,8 +110,10 @@ def breakdown(lines: list[tuple[float, str]], measured: Outage) -> list[Step]:
 
     detection: the fault to "node X: is dead"; heartbeat: from there to the first agent's start;
     one step per agent, until the next one starts or heartbeat says the takeover is complete;
-    client: from that to the client's first answer from the survivor. Steps whose lines never
-    appeared are left out.
+    client: from that to the client's first answer from the survivor. When the client was
+    answered before heartbeat finished (the last agent's service answers while heartbeat still
+    logs), the steps end at that answer, so they add up to the outage the client saw. Steps
+    whose lines never appeared are left out.
     """
     fault_at = measured.fault_at
     if fault_at is None:
@@ -120,23 +122,25 @@ def breakdown(lines: list[tuple[float, str]], measured: Outage) -> list[Step]:
     dead = next((t for t, line in after if DEAD.search(line)), None)
     if dead is None:
         return []
-    starts = []
+    points = [("detection", fault_at), ("heartbeat", dead)]
     for t, line in after:
         match = RUNNING.search(line) if t >= dead else None
         if match:
             args = match.group(2).split()
-            starts.append((t, " ".join([os.path.basename(match.group(1)), *args[:1]])))
+            points.append((" ".join([os.path.basename(match.group(1)), *args[:1]]), t))
     done = next((t for t, line in after if t >= dead and DONE.search(line)), None)
-    steps = [Step("detection", dead - fault_at)]
-    if starts:
-        steps.append(Step("heartbeat", starts[0][0] - dead))
-        ends = [t for t, _ in starts[1:]] + [done]
-        for (t, what), end in zip(starts, ends, strict=True):
-            if end is not None:
-                steps.append(Step(what, end - t))
-    if done is not None and measured.to_expected_s is not None:
-        steps.append(Step("client", fault_at + measured.to_expected_s - done))
-    return [Step(s.what, round(max(s.seconds, 0.0), 2)) for s in steps]
+    answered = None if measured.to_expected_s is None else fault_at + measured.to_expected_s
+    if done is not None:
+        points.append(("client", done))
+    ends = [t for _, t in points[1:]] + [answered]
+    steps = []
+    for (what, start), end in zip(points, ends, strict=True):
+        if what == "heartbeat" and len(points) == 2:
+            break  # no agent started: nothing to time after the detection
+        if end is None or (answered is not None and start >= answered):
+            break
+        steps.append(Step(what, round(max(min(end, answered or end) - start, 0.0), 2)))
+    return steps
 
 
 def describe(steps: list[Step]) -> str:

@@ -267,11 +267,14 @@ class Probe:
         host: str = CLIENT,
         url: str = URL,
         line: str = "served-by",
+        armed: bool = True,
     ):
         argv = [sys.executable, "-m", "hakit_lab", "exec", host, "--", "python3", "-", url, "--line", line]
         argv += ["--interval", str(interval), "--duration", str(duration), "--timeout", str(timeout)]
         if expect:
             argv += ["--expect", expect, "--not-before", str(not_before), "--stop-after", str(stop_after)]
+        if not armed:
+            argv.append("--armed-by-signal")
         self.duration = duration
         self.host = host
         with open(PROBE, "rb") as script:
@@ -295,6 +298,10 @@ class Probe:
         if self.proc.returncode not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
             raise LabFailure(f"the probe in {self.host} failed ({self.proc.returncode}): {err.strip()}")
         return self._parse(out)
+
+    def arm(self) -> None:
+        """Let answers from now on end a probe started with armed=False."""
+        sh(self.host, f"kill -USR1 {self.pid}", check=True)
 
     def stop(self) -> list[dict]:
         """End the probe now and return what it saw."""
@@ -333,13 +340,17 @@ def answers(samples: list[dict]) -> dict[str, int]:
 # -- faults and recoveries -------------------------------------------------------------------------
 
 
-def fault_under_probe(fault: tuple[str, ...], expect: str, bound: float) -> tuple[outage.Outage, list[dict]]:
-    """Start the probe, inject `hakit-lab fault FAULT...`, and measure until `expect` answers
-    (5 in a row) or `bound` seconds pass. Returns the outage and the samples."""
-    probe = Probe(duration=bound, expect=expect, not_before=time.time())
+def fault_under_probe(
+    fault: tuple[str, ...], expect: str, bound: float, **probe: str
+) -> tuple[outage.Outage, list[dict]]:
+    """Start the probe (`probe`: Probe's url and host), inject `hakit-lab fault FAULT...`, and
+    measure until `expect` answers 5 times in a row or `bound` seconds pass. Only requests sent
+    after the fault command returned can end the probe. Returns the outage and the samples."""
+    probe_ = Probe(duration=bound, expect=expect, armed=False, **probe)
     fault_at = time.time()
     lab("fault", *fault)
-    samples = probe.samples()
+    probe_.arm()
+    samples = probe_.samples()
     return outage.measure(samples, fault_at, expect), samples
 
 

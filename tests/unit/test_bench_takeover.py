@@ -54,6 +54,16 @@ def test_each_agent_gets_the_time_until_the_next_one_starts():
     assert text.endswith("= 11.40 s")  # the client's first answer from node2, 11.4 s after the fault
 
 
+def test_a_client_answered_before_heartbeat_finished_ends_the_steps_there():
+    # apache2 answered 1.0 s after it started; heartbeat logged the end 0.7 s later.
+    measured = outage.measure(
+        [{"t": 1010.3, "ok": True, "body": "served-by node2"}], fault_at=FAULT, expect="node2"
+    )
+    steps = takeover.breakdown(LOG, measured)
+    assert steps[-1] == takeover.Step("apache2", 1.0)
+    assert round(sum(s.seconds for s in steps), 2) == measured.to_expected_s == 10.3
+
+
 def test_an_unfinished_takeover_keeps_what_it_saw():
     measured = outage.measure([{"t": 1020.0, "ok": False, "body": ""}], fault_at=FAULT, expect="node2")
     steps = takeover.breakdown(LOG[:8], measured)
