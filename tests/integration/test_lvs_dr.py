@@ -16,6 +16,7 @@ import shutil
 
 import lvs
 import pytest
+import takeover
 from scenario import converged_lab
 
 pytestmark = pytest.mark.uml
@@ -73,11 +74,13 @@ def test_1_a_dead_web_server_is_taken_out_and_the_service_continues(active):
 
 def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
     standby = lvs.other(active)
-    measured, samples = lvs.fault_under_probe(
-        ("poweroff", active), expect="served-by web", bound=TAKEOVER_BOUND
-    )
+    with takeover.LogWatch(standby, TAKEOVER_BOUND) as watch:
+        measured, samples = lvs.fault_under_probe(
+            ("poweroff", active), expect="served-by web", bound=TAKEOVER_BOUND
+        )
+        steps = takeover.breakdown(watch.lines(), measured)
     assert measured.to_expected_s is not None, f"no answer after {active} died: {lvs.names(samples)}"
-    print(f"{active} off: client outage {measured.longest_gap_s} s")
+    print(f"{active} off: client outage {measured.longest_gap_s} s: {takeover.describe(steps)}")
     lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], TAKEOVER_BOUND)
     state = lvs.director_state(standby)
     assert state["ldirectord"] == "running" and "master" in state["sync"], state

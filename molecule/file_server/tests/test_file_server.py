@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "bench"))
 import drbd as bench  # noqa: E402  (bench/drbd.py)
 import outage  # noqa: E402
+import takeover  # noqa: E402
 import webpair  # noqa: E402
 from drbd import DOCROOT, URL, fetch, lab  # noqa: E402
 
@@ -206,7 +207,7 @@ def test_a_net_option_change_applies_with_adjust_and_no_outage():
             host(node).run(
                 "[ -f /root/r0.res.orig ] && mv /root/r0.res.orig /etc/drbd.d/r0.res && drbdadm adjust r0"
             )
-    samples = probe.samples()
+    samples = probe.stop()
     assert samples, "the probe saw nothing"
     assert all(s["ok"] for s in samples), [s for s in samples if not s["ok"]][:5]
     node1 = status("node1")
@@ -220,16 +221,18 @@ def test_power_off_node1_node2_serves_the_same_bytes():
     written = write_blobs("node1", names)
     assert served_sums(names) == written
     probe = client_probe(duration=TAKEOVER_BOUND + 30)
-    fault_at = time.time()
-    lab("fault", "poweroff", "node1")
-    wait_for(
-        "node2 serving",
-        lambda: fetch("index.html") is not None and mounted("node2"),
-        TAKEOVER_BOUND,
-    )
+    with takeover.LogWatch("node2", TAKEOVER_BOUND) as watch:
+        fault_at = time.time()
+        lab("fault", "poweroff", "node1")
+        wait_for(
+            "node2 serving",
+            lambda: fetch("index.html") is not None and mounted("node2"),
+            TAKEOVER_BOUND,
+        )
+        seen = outage.measure(probe.stop(), fault_at, "Served from DRBD")
+        steps = takeover.breakdown(watch.lines(), seen)
     assert served_sums(names) == written
-    seen = outage.measure(probe.samples(), fault_at, "Served from DRBD")
-    print(f"failover outage through the VIP: {seen}")
+    print(f"failover outage through the VIP: {seen}; takeover: {takeover.describe(steps)}")
     node2 = status("node2")
     assert (node2["role"], node2["disk"]) == ("Primary", "UpToDate")
     STATE["written"] = written
@@ -255,7 +258,11 @@ def test_sync_throughput_against_raw_tcp():
     tcp = bench.raw_tcp_mib_s()
     full = bench.full_sync_mib_s(primary="node2")
     resync, oos = bench.resync_mib_s(primary="node2", secondary="node1")
-    print(f"raw TCP {tcp:.1f} MiB/s, full sync {full:.1f} MiB/s, resync of {oos:.0f} MiB {resync:.1f} MiB/s")
+    disk = bench.disk_write_mib_s("node1")
+    print(
+        f"raw TCP {tcp:.1f} MiB/s, node1's disk (direct writes) {disk:.1f} MiB/s, full sync {full:.1f} MiB/s, "
+        f"resync of {oos:.0f} MiB {resync:.1f} MiB/s ({100 * resync / tcp:.0f}% of raw TCP)"
+    )
     assert 0 < full < tcp * 1.2 and 0 < resync < tcp * 1.2
     assert oos >= 16, "the resync had less to do than was written while node1 was away"
     assert status("node1")["disk"] == "UpToDate"
