@@ -16,10 +16,12 @@ compare with the fault's wall time directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -79,17 +81,24 @@ class LogWatch:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group: ending it ends the ssh under `hakit-lab exec` too, which
+            # would otherwise hold the pipe open until the remote watcher's own deadline.
+            start_new_session=True,
         )
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
         line = self.proc.stdout.readline() if ready else ""
         if '"ready"' not in line:
-            self.proc.kill()
+            self._kill()
             raise LabFailure(f"the log watcher on {self.host} did not start: {line}{self.proc.stderr.read()}")
         return self
 
     def __exit__(self, *exc) -> None:
         if self.proc and self.proc.poll() is None and exc[0] is not None:
-            self.proc.kill()
+            self._kill()
+
+    def _kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def lines(self, grace: float = 10.0) -> list[tuple[float, str]]:
         """Every line the survivor logged, with the wall time it appeared. Call it once the client
@@ -99,7 +108,7 @@ class LogWatch:
         try:
             out, _ = self.proc.communicate(timeout=grace)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self._kill()
             out, _ = self.proc.communicate()
         stamped = [json.loads(x) for x in out.splitlines() if x.startswith("{") and x.endswith("}")]
         return [(s["t"], s["line"]) for s in stamped if "t" in s]
@@ -141,6 +150,13 @@ def breakdown(lines: list[tuple[float, str]], measured: Outage) -> list[Step]:
             break
         steps.append(Step(what, round(max(min(end, answered or end) - start, 0.0), 2)))
     return steps
+
+
+def tail(lines: list[tuple[float, str]], fault_at: float | None, count: int = 25) -> str:
+    """The last lines the watcher saw, stamped relative to the fault (for a breakdown that came
+    out incomplete)."""
+    base = fault_at or 0.0
+    return "\n".join(f"{t - base:+8.2f}  {line}" for t, line in lines[-count:])
 
 
 def describe(steps: list[Step]) -> str:

@@ -78,9 +78,12 @@ def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
         measured, samples = lvs.fault_under_probe(
             ("poweroff", active), expect="served-by web", bound=TAKEOVER_BOUND
         )
-        steps = takeover.breakdown(watch.lines(), measured)
+        lines = watch.lines()
+    steps = takeover.breakdown(lines, measured)
     assert measured.to_expected_s is not None, f"no answer after {active} died: {lvs.names(samples)}"
     print(f"{active} off: client outage {measured.longest_gap_s} s: {takeover.describe(steps)}")
+    if len(steps) < 3:
+        print(f"{standby}'s log around the fault:\n{takeover.tail(lines, measured.fault_at)}")
     lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], TAKEOVER_BOUND)
     state = lvs.director_state(standby)
     assert state["ldirectord"] == "running" and "master" in state["sync"], state

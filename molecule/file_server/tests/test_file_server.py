@@ -230,9 +230,12 @@ def test_power_off_node1_node2_serves_the_same_bytes():
             TAKEOVER_BOUND,
         )
         seen = outage.measure(probe.stop(), fault_at, "Served from DRBD")
-        steps = takeover.breakdown(watch.lines(), seen)
+        lines = watch.lines()
+    steps = takeover.breakdown(lines, seen)
     assert served_sums(names) == written
     print(f"failover outage through the VIP: {seen}; takeover: {takeover.describe(steps)}")
+    if len(steps) < 3:
+        print(f"node2's log around the fault:\n{takeover.tail(lines, seen.fault_at)}")
     node2 = status("node2")
     assert (node2["role"], node2["disk"]) == ("Primary", "UpToDate")
     STATE["written"] = written
