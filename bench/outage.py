@@ -12,6 +12,10 @@ class Outage:
     longest_gap_s: float  # longest stretch after the fault without any good answer
     failed_requests: int  # requests after the fault that got no good answer
     fault_at: float | None = None  # wall time of the fault
+    # fault -> the good answer that ended the longest gap (None: no gap, or it never ended). Not
+    # to_expected_s when the expected server also answered before the fault took effect (a
+    # director's power-off with the real servers up).
+    back_s: float | None = None
 
 
 def measure(samples: list[dict], fault_at: float, expect: str) -> Outage:
@@ -22,11 +26,11 @@ def measure(samples: list[dict], fault_at: float, expect: str) -> Outage:
     """
     after = sorted((s for s in samples if "t" in s and s["t"] >= fault_at), key=lambda s: s["t"])
     first_expected = next((s["t"] for s in after if s["ok"] and expect in s["body"]), None)
-    longest, last_good, failing, failed = 0.0, fault_at, False, 0
+    longest, last_good, failing, failed, back = 0.0, fault_at, False, 0, None
     for sample in after:
         if sample["ok"]:
-            if failing:
-                longest = max(longest, sample["t"] - last_good)
+            if failing and sample["t"] - last_good > longest:
+                longest, back = sample["t"] - last_good, sample["t"]
             failing, last_good = False, sample["t"]
         else:
             failing, failed = True, failed + 1
@@ -37,6 +41,7 @@ def measure(samples: list[dict], fault_at: float, expect: str) -> Outage:
         longest_gap_s=round(longest, 3),
         failed_requests=failed,
         fault_at=fault_at,
+        back_s=None if back is None else round(back - fault_at, 3),
     )
 
 

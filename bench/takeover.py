@@ -138,7 +138,10 @@ def breakdown(lines: list[tuple[float, str]], measured: Outage) -> list[Step]:
             args = match.group(2).split()
             points.append((" ".join([os.path.basename(match.group(1)), *args[:1]]), t))
     done = next((t for t, line in after if t >= dead and DONE.search(line)), None)
-    answered = None if measured.to_expected_s is None else fault_at + measured.to_expected_s
+    # The answer that ended the client's outage; before a takeover the expected server may have
+    # answered too (a director dies while the real servers stay up).
+    back = measured.back_s if measured.back_s is not None else measured.to_expected_s
+    answered = None if back is None else fault_at + back
     if done is not None:
         points.append(("client", done))
     ends = [t for _, t in points[1:]] + [answered]

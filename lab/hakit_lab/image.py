@@ -772,6 +772,9 @@ UML_KERNEL = Path("/usr/bin/linux.uml")
 UML_MODULES = Path("/usr/lib/uml/modules")
 UML_INIT = "/usr/local/sbin/hakit-lab-uml-init"
 UML_INIT_SOURCE = Path(__file__).with_name("uml_init.sh")
+# The kernel runs with this preloaded (uml_xstate.c says why): built with the image, beside base.img.
+UML_XSTATE_SOURCE = Path(__file__).with_name("uml_xstate.c")
+UML_XSTATE = "uml_xstate.so"
 # Bump when the uml image configuration below changes (uml_init.sh is in the key by content).
 UML_CONFIG_VERSION = 1
 UML_DISK_SIZE = "4G"
@@ -782,6 +785,11 @@ UML_FSTAB = "# hakit-lab uml host: root is the first ubd disk\n/dev/ubda / ext4 
 class UmlImage:
     kernel: Path
     base: Path  # raw ext4, read-only; each host writes to a COW file over it
+
+    @property
+    def preload(self) -> Path:
+        """The FPU-state wrapper the kernel runs with (uml_xstate.c), built beside the base image."""
+        return self.base.with_name(UML_XSTATE)
 
 
 def uml_kernel_version() -> str:
@@ -800,7 +808,15 @@ def ensure_uml_image() -> UmlImage:
     version = uml_kernel_version()
     rootfs = ensure_rootfs()
     kernel_id = (UML_KERNEL.stat().st_size, UML_KERNEL.stat().st_mtime_ns)
-    key = _sha256("uml", rootfs_key(), version, kernel_id, UML_CONFIG_VERSION, UML_INIT_SOURCE.read_text())
+    key = _sha256(
+        "uml",
+        rootfs_key(),
+        version,
+        kernel_id,
+        UML_CONFIG_VERSION,
+        UML_INIT_SOURCE.read_text(),
+        UML_XSTATE_SOURCE.read_text(),
+    )
     entry = _cached_build("uml", key, lambda tmp: _build_uml_image(tmp, rootfs, version))
     return UmlImage(kernel=UML_KERNEL, base=entry / "base.img")
 
@@ -818,6 +834,8 @@ def _build_uml_image(work: Path, rootfs: Path, version: str) -> None:
     raw = work / "base.img"
     _ext4_image_of(root, raw, UML_DISK_SIZE)
     raw.chmod(0o444)
+    cc = ["cc", "-O2", "-Wall", "-shared", "-fPIC"]
+    _run([*cc, "-o", str(work / UML_XSTATE), str(UML_XSTATE_SOURCE), "-ldl"])
     (work / "kernel_version").write_text(f"{version}\n")
     log.info("uml image: kernel %s, built in %.0f s", version, time.monotonic() - t0)
 

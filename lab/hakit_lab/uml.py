@@ -171,6 +171,8 @@ def start(lab: Lab, host: Host, img: image.UmlImage, public_key: str) -> int:
     argv = ["ip", "netns", "exec", SWITCH_NS, *kernel_argv(lab, host, img)]
     # The guest's RAM is a deleted file in TMPDIR: a tmpfs that allows exec.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": "/dev/shm"}
+    if img.preload.is_file():  # a disk kept from before the wrapper existed boots without it
+        env["LD_PRELOAD"] = str(img.preload)
     with console_log(host).open("ab") as log:
         log.write(f"--- hakit-lab: boot {time.strftime('%Y-%m-%d %H:%M:%S')} ---\n".encode())
         log.flush()

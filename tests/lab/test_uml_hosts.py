@@ -6,11 +6,13 @@ faults; `down` leaves no process of theirs behind."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import figure, hakit_lab, in_host, load, pings, ssh_answers
+from conftest import cli_env, figure, hakit_lab, in_host, load, pings, ssh_answers
 
 pytestmark = pytest.mark.uml
 
@@ -98,6 +100,40 @@ def test_poweroff_kills_the_whole_host_and_boot_keeps_its_disks(lab):
     assert sh("uml2", "cat /root/kept").strip() == "before"
     assert sh("uml2", "head -c4 /dev/ubdb") == "data"
     assert pings("ns1", "10.76.1.22")
+
+
+def test_guest_threads_keep_their_avx512_registers(lab, tmp_path):
+    """On an AVX-512 host the kernel runs with the lab's FPU-state wrapper (uml_xstate.c): without
+    it, bookworm's uml kernel dies at init; with a wrong one, threads would see each other's
+    registers. Four threads on the guest's one CPU, each switched out mid-loop many times."""
+    if "avx512f" not in Path("/proc/cpuinfo").read_text():
+        pytest.skip("this machine's CPU has no AVX-512: the wrapper passes every call through")
+    source = Path(__file__).parent / "fixtures" / "avx512_threads.c"
+    binary = tmp_path / "avx512_threads"
+    subprocess.run(
+        ["cc", "-O2", "-mavx512f", "-mavx512dq", "-pthread", "-o", str(binary), str(source)], check=True
+    )
+    t0 = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hakit_lab",
+            "exec",
+            "uml1",
+            "--",
+            "sh",
+            "-c",
+            "cat > /tmp/t && chmod +x /tmp/t && /tmp/t 4 50",
+        ],
+        input=binary.read_bytes(),
+        env=cli_env(),
+        capture_output=True,
+        timeout=600,
+    )
+    out = result.stdout.decode()
+    figure(f"avx512 threads in a uml guest: {out.strip()} in {time.monotonic() - t0:.1f} s")
+    assert result.returncode == 0 and "corrupted 0" in out, out + result.stderr.decode()
 
 
 def test_down_leaves_no_uml_process(lab):

@@ -48,3 +48,17 @@ def test_overlapping_requests_are_taken_in_completion_order():
     result = outage.measure(samples, fault_at=10.0, expect="node2")
     assert result.longest_gap_s == 0.55
     assert result.failed_requests == 1
+
+
+def test_back_is_the_answer_that_ended_the_longest_gap():
+    samples = [
+        s(10.01, True, "web1"),
+        s(10.5, False),
+        s(11.0, True, "web1"),
+        s(12.0, False),
+        s(25.0, True, "web2"),
+    ]
+    result = outage.measure(samples, fault_at=10.0, expect="web")
+    assert result.to_expected_s == 0.01
+    assert result.longest_gap_s == 14.0
+    assert result.back_s == 15.0

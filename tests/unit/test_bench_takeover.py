@@ -74,3 +74,21 @@ def test_no_peer_declared_dead_is_no_breakdown():
     measured = outage.measure([], fault_at=FAULT, expect="node2")
     assert takeover.breakdown(LOG[:1], measured) == []
     assert takeover.describe([]) == "no takeover in the survivor's log"
+
+
+def test_an_answer_before_the_fault_took_effect_does_not_end_the_steps():
+    # A director's power-off: the real servers answer both directors, so a request that went out
+    # just before the kill landed is an "expected" answer 0.01 s after the fault. The outage is
+    # the gap that follows it, and the steps run to the answer that ended that gap.
+    samples = [
+        {"t": 1000.01, "ok": True, "body": "served-by web1"},
+        {"t": 1001.0, "ok": False, "body": ""},
+        {"t": 1009.0, "ok": False, "body": ""},
+        {"t": 1011.4, "ok": True, "body": "served-by web2"},
+    ]
+    measured = outage.measure(samples, fault_at=FAULT, expect="served-by web")
+    assert measured.to_expected_s == 0.01
+    assert measured.back_s == 11.4
+    steps = takeover.breakdown(LOG, measured)
+    assert [s.what for s in steps][:3] == ["detection", "heartbeat", "drbddisk r0"]
+    assert takeover.describe(steps).endswith("= 11.40 s")
