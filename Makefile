@@ -72,8 +72,9 @@ lint: setup
 	$(BIN)/python tools/role_docs.py --check
 	tools/sanity.sh
 
+# One worker per core, each taking whole files: a module's playbook fixtures run once.
 unit: setup
-	$(call pytest,tests/unit)
+	$(call pytest,-n 2 --dist loadfile tests/unit)
 
 integration: setup
 	$(call pytest,-m "not vm and not uml" tests/lab tests/integration)
@@ -106,7 +107,7 @@ bench-failover: setup
 bench-uplink: setup
 	$(BIN)/python bench/uplink.py
 
-# LVS figures on the lvs_dr lab (~25 min under TCG): removal, director outage, connection sync,
+# LVS figures on the lvs_dr lab (uml directors): removal, director outage and its breakdown, connection sync,
 # and the ipvs module's 1000-real-server reconcile on the standby director.
 bench-lvs: setup
 	$(BIN)/python bench/lvs.py $(ARGS)

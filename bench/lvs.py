@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / ".collections"))
 
 import outage  # noqa: E402
+import takeover  # noqa: E402
 import webpair  # noqa: E402
 from ansible_collections.hakit.cluster.plugins.module_utils._ipvs import parse_rules  # noqa: E402
 from ansible_collections.hakit.cluster.plugins.plugin_utils._heartbeat import parse_msec  # noqa: E402
@@ -339,9 +340,14 @@ def check_timings(director: str, timings: dict[str, int]):
         )
 
 
-def director_outage(bound: float = 150.0) -> tuple[outage.Outage, list[dict]]:
-    """The client's outage when the active director loses power."""
-    return fault_under_probe(("poweroff", active()), "served-by web", bound)
+def director_outage(bound: float = 150.0) -> tuple[outage.Outage, list[dict], list[takeover.Step]]:
+    """The client's outage when the active director loses power, and its breakdown from the
+    standby's heartbeat log (bench/takeover.py)."""
+    director = active()
+    with takeover.LogWatch(other(director), bound) as watch:
+        measured, samples = fault_under_probe(("poweroff", director), "served-by web", bound)
+        lines = watch.lines()
+    return measured, samples, takeover.breakdown(lines, measured)
 
 
 # Apache closes an idle keep-alive connection after KeepAliveTimeout (Debian: 5 s), sooner than a
@@ -452,9 +458,11 @@ def figures() -> dict[str, object]:
         restore()
     removal_defaults = statistics.median(removals)
     print(f"  (measured: real server removal {removals} s with the role's {defaults})", flush=True)
-    measured, samples = director_outage()
+    measured, samples, steps = director_outage()
     print(
-        f"  (measured: director outage {measured.longest_gap_s:.2f} s, answers {names(samples)})", flush=True
+        f"  (measured: director outage {measured.longest_gap_s:.2f} s, answers {names(samples)}; "
+        f"{takeover.describe(steps)})",
+        flush=True,
     )
     restore()
     survival = connection_survival()
@@ -475,6 +483,7 @@ def figures() -> dict[str, object]:
         "director_outage_s": measured.longest_gap_s,
         "director_failed_requests": measured.failed_requests,
         "director_answers": names(samples),
+        "director_breakdown": takeover.describe(steps),
         "connections_opened": opened,
         "connections_alive": alive,
         "connections_synced": survival["synced"],
@@ -503,6 +512,7 @@ def report(values: dict[str, object]) -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(values["heartbeat"].items()))
         + f"); takeover work after it {values['director_outage_s'] - deadtime:.2f} s"
     )
+    lines.append(f"    breakdown (the standby's heartbeat log)  {values['director_breakdown']}")
     lines.append(
         f"  long-lived connections surviving failover  {values['connections_alive']}/{values['connections_opened']} "
         f"= {100 * values['survived_share']:.0f} %   (target >= {100 * TARGETS['survived_share']:.0f} %; "
