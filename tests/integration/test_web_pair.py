@@ -147,7 +147,7 @@ def test_a_bad_inventory_changes_nothing_on_the_lab_hosts(healthy, case, tmp_pat
     output = " ".join(result.stdout.split())
     assert result.returncode != 0, result.stdout[-3000:]
     assert "PLAY [Validate the web pair on every node before anything changes]" in output
-    assert "PLAY [Converge the web pair one node at a time]" not in output
+    assert "PLAY [Converge the web pair, one node at a time once it serves]" not in output
     assert not re.search(r"^changed: \[", result.stdout, re.MULTILINE)
     for text in bad["expect"]:
         assert " ".join(text.split()) in output, result.stdout[-3000:]

@@ -20,7 +20,7 @@ PLAYBOOK = harness.ROOT / "playbooks" / "uplink.yml"
 LAB_INVENTORY = harness.ROOT / "inventory" / "lab" / "uplink" / "hosts.yml"
 EXAMPLE_INVENTORY = harness.ROOT / "inventory" / "examples" / "dual_uplink"
 VALIDATE_PLAY = "PLAY [Validate the dual-uplink pair on every node before anything changes]"
-CONVERGE_PLAY = "PLAY [Converge the dual-uplink pair one node at a time]"
+CONVERGE_PLAY = "PLAY [Converge the dual-uplink pair, one node at a time once it serves]"
 # The lab's generated secrets, given here so that no test writes the lab's secret files.
 LAB_SECRETS = {
     "uplink_lab_tsig_secret": "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTAxMjM0NTY3ODk=",

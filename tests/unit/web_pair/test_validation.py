@@ -17,7 +17,7 @@ from . import harness
 
 CASES = yaml.safe_load((Path(__file__).parent / "bad_inventories.yml").read_text())
 VALIDATE_PLAY = "PLAY [Validate the web pair on every node before anything changes]"
-CONVERGE_PLAY = "PLAY [Converge the web pair one node at a time]"
+CONVERGE_PLAY = "PLAY [Converge the web pair, one node at a time once it serves]"
 
 
 def _overlay(tmp: Path, case: dict) -> Path:
