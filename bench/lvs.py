@@ -387,6 +387,10 @@ def connection_survival(count: int = 40, bound: float = 150.0, answer_within: fl
 def _connection_survival(count: int, bound: float, answer_within: float) -> dict[str, int]:
     director = active()
     standby = other(director)
+    # An idle connection is synced once (its third packet, sync_threshold), so a standby that has
+    # just booted must be listening before the connections open: its backup daemon starts at boot
+    # (the ipvsadm service), maybe after heartbeat already sees it.
+    wait_for(f"{standby}'s backup sync daemon", lambda: "backup" in director_state(standby)["sync"], bound)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -415,7 +419,7 @@ def _connection_survival(count: int, bound: float, answer_within: float) -> dict
         raise webpair.LabFailure(f"no connection opened through the VIP: {proc.stderr.read()}")
     # The master sends a partly filled sync buffer after 2 s (the kernel's IPVS_SYNC_FLUSH_TIME):
     # wait until the standby holds them all, or 15 s, and count what it got.
-    with contextlib.suppress(webpair.LabFailure):
+    with contextlib.suppress(webpair.LabFailure, TimeoutError):
         wait_for(f"{standby} holding {opened} synced connections", lambda: synced(standby) >= opened, 15)
     received = synced(standby)
     lab("fault", "poweroff", director)
