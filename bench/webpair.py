@@ -123,14 +123,18 @@ def converge(
     timeout: float = 1800,
     playbook: Path = PLAYBOOK,
     inventory: Path = INVENTORY,
+    limit: str | None = None,
 ):
     """Run `playbook` (playbooks/web_pair.yml) against the lab `inventory` (the web pair's) plus
-    `inventories`; returns the CompletedProcess (output in stdout)."""
+    `inventories`, on the hosts `limit` selects (all by default); returns the CompletedProcess
+    (output in stdout)."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", str(inventory)]
     for inventory in inventories:
         argv += ["-i", str(inventory)]
     if extra_vars:
         argv += ["-e", json.dumps(extra_vars)]
+    if limit:
+        argv += ["--limit", limit]
     return subprocess.run(
         argv,
         cwd=ROOT,

@@ -134,6 +134,28 @@ def test_losing_one_of_two_heartbeat_media_moves_nothing(healthy):
     assert hb("node2", "hblinkstatus node1 eth0") == "up"
 
 
+def test_the_survivor_converges_while_its_peer_is_powered_off(healthy):
+    # The state after a failure, when admins run the playbook: one node down. The run is limited
+    # to the survivor (Ansible stops a play at an unreachable host); it changes a timing, which
+    # heartbeat takes by reload, and the survivor serves throughout. Before, the role's first
+    # probe failed on "dead" from cl_status (invalid JSON) and the survivor could not be changed.
+    webpair.lab("fault", "poweroff", "node2")
+    results = []
+    problem = served_only_by(
+        "node1",
+        seen_while(lambda: results.append(webpair.converge({"heartbeat_warntime": "250ms"}, limit="node1"))),
+    )
+    assert results[0].returncode == 0, results[0].stdout[-3000:]
+    assert not problem, f"while node1 converged alone {problem}"
+    assert webpair.sh("node1", "grep -x 'warntime 250ms' /etc/ha.d/ha.cf").returncode == 0
+    # The peer back, the next full run converges both nodes to the inventory again.
+    webpair.boot("node2")
+    webpair.converged()
+    for node in webpair.NODES:
+        assert webpair.sh(node, "grep -x 'warntime 250ms' /etc/ha.d/ha.cf").returncode != 0, node
+    assert webpair.settled("node1"), webpair.describe()
+
+
 @pytest.mark.parametrize(
     "case", ["deadtime_not_above_twice_keepalive", "vip_outside_interface_subnet", "secret_missing"]
 )
