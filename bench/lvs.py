@@ -74,7 +74,7 @@ else
     echo heartbeat=stopped
 fi
 if ip -o -4 addr show dev eth0 | grep -q " inet $vip/"; then echo vip=yes; else echo vip=no; fi
-# What `ldirectord ldirectord.cf status` checks, without its perl start (1-2 s of a TCG VM's CPU,
+# What `ldirectord ldirectord.cf status` checks, without its perl start (seconds of an emulated director's CPU,
 # enough to make ldirectord's own checks time out while a wait polls this).
 pid=$(cat /run/ldirectord.ldirectord.cf.pid 2>/dev/null)
 if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo ldirectord=running; else echo ldirectord=stopped; fi
