@@ -34,8 +34,8 @@ def internet():
 
 
 def test_the_daemon_runs_only_where_the_resources_are(node1, node2):
-    # The preferred node holds its own group: 'local' when both nodes started together (a new
-    # pair), 'all' when it started alone and took the absent peer's (empty) share too.
+    # 'local' when both nodes of a new pair started together, 'all' when node1 started alone and
+    # took its absent peer's (empty) share too.
     assert node1.check_output("cl_status rscstatus") in ("all", "local")
     assert node1.check_output("/etc/init.d/hakit-uplink status") == "hakit-uplink is running"
     standby = node2.run("/etc/init.d/hakit-uplink status")

@@ -46,9 +46,10 @@ def test_the_active_node_holds_the_address_and_apache(node):
     active = name == "node1"
     assert (f" {VIP}/24 " in eth0) is active
     assert host.process.filter(comm="apache2") if active else not host.process.filter(comm="apache2")
-    # The preferred node holds its own group: 'local' when both nodes started together (a new
-    # pair), 'all' when it started alone and took the absent peer's (empty) share too.
-    assert host.check_output("cl_status rscstatus") in (("all", "local") if active else ("none",))
+    # Both nodes of a new pair start together and report 'local' (their own share; the standby's
+    # is empty); a node that started alone took the absent peer's share too ('all') and its peer
+    # then holds 'none'. Who holds the group is what the address and service checks above show.
+    assert host.check_output("cl_status rscstatus") in (("all", "local") if active else ("none", "local"))
 
 
 def test_heartbeat_sees_the_peer_on_both_links(node):
