@@ -70,7 +70,7 @@ PACKAGES = (
     "less",
 )
 # Bump when the rootfs configuration below changes (the cache key covers it).
-ROOTFS_CONFIG_VERSION = 2
+ROOTFS_CONFIG_VERSION = 3
 # Bump when the VM image configuration (modules, initramfs, guest boot scripts) changes.
 VM_CONFIG_VERSION = 4
 VM_DISK_SIZE = "4G"
@@ -332,6 +332,10 @@ def _configure_rootfs(root: Path, logfile: Path) -> None:
             elif p.name != "lock":
                 p.unlink()
     _write(root / "usr/share/locale/locale.alias", "")
+    # Emptying the lists touched their directory, and apt's cache_valid_time reads that mtime when
+    # no update ever succeeded: a play's `update_cache: true, cache_valid_time: 3600` would skip the
+    # update on an image younger than an hour and find no package. Dated 1970, the lists are stale.
+    os.utime(root / "var/lib/apt/lists", (0, 0))
 
 
 # -- kernel ----------------------------------------------------------------------------------

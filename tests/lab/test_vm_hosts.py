@@ -142,3 +142,16 @@ def test_ansible_per_task_cost_on_vms(lab, ansible_playbook):
     assert result.returncode == 0, result.stdout[-3000:]
     assert result.stdout.count("ok=10") == 2
     figure(f"ansible 10-task play on 2 VMs over SSH: {seconds:.1f} s, {seconds / 10:.1f} s per task")
+
+
+def test_the_kernel_probe_boots_the_vms_kernel_to_its_panic_under_tcg(base_image_cached):
+    """The probe that keeps a KVM which cannot boot a stock kernel out (vm._kernel_problem), on the
+    real kernel: under TCG it reaches the root-mount panic that the probe waits for."""
+    from hakit_lab import image, vm
+
+    img = image.ensure_vm_image()
+    t0 = time.monotonic()
+    assert vm._kernel_problem(img.kernel, "tcg") is None
+    figure(
+        f"kernel probe under TCG: {img.kernel.name} to its root-mount panic in {time.monotonic() - t0:.1f} s"
+    )

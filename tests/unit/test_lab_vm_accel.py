@@ -16,6 +16,14 @@ PVM_STDERR = (
     "qemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: "
     "Assertion `ret == cpu->kvm_msr_buf->nmsrs' failed.\n"
 )
+KERNEL_PANIC = (
+    '[    0.61] VFS: Cannot open root device "hakit-lab-none" or unknown-block(0,0): error -6\n'
+    "[    0.61] Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)\n"
+)
+# A kvm-pvm /dev/kvm on an Intel host takes `-cpu host` and runs the firmware, then crawls through
+# the stock kernel in its instruction emulator (shared/research/vm-lab/REPORT.md).
+PVM_CRAWL = "[   16.20] Booting paravirtualized kernel on bare hardware\n"
+KERNEL = Path("/var/cache/hakit-lab/vm/k1/vmlinuz")
 
 
 class Machine:
@@ -26,9 +34,15 @@ class Machine:
         self.device.touch()
         self.api_version: int | OSError = vm.KVM_API_VERSION
         self.qemu = subprocess.CompletedProcess([], vm.PROBE_EXIT_STATUS, "", "")
+        # What the VMs' kernel prints under KVM before qemu ends; None: it never ends (times out).
+        self.kernel_console: str | None = KERNEL_PANIC
+        self.boot_id = "boot-1"
         self.ioctls = 0
         self.runs: list[list[str]] = []
+        self.kernel_runs: list[list[str]] = []
         monkeypatch.setattr(vm, "KVM_DEVICE", self.device)
+        monkeypatch.setattr(vm, "ACCEL_VERDICTS", tmp_path / "accel-verdicts.json")
+        monkeypatch.setattr(vm, "_boot_id", lambda: self.boot_id)
         monkeypatch.setattr(vm.fcntl, "ioctl", self.ioctl)
         monkeypatch.setattr(vm.subprocess, "run", self.run)
 
@@ -40,18 +54,29 @@ class Machine:
         return self.api_version
 
     def run(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        if "-kernel" in argv:
+            return self.boot_kernel(argv, **kwargs)
         firmware = Path(argv[argv.index("-bios") + 1]).read_bytes()
         assert len(firmware) == 0x10000 and firmware[0xFFF0:].startswith(vm.PROBE_CODE)
         self.runs.append(argv)
         return self.qemu
 
+    def boot_kernel(self, argv: list[str], **kwargs: object) -> subprocess.CompletedProcess:
+        self.kernel_runs.append(argv)
+        assert "-no-reboot" in argv and "panic=-1" in argv[argv.index("-append") + 1]
+        if self.kernel_console is None:
+            raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+        serial = argv[argv.index("-serial") + 1].removeprefix("file:")
+        Path(serial).write_text(self.kernel_console)
+        return subprocess.CompletedProcess(argv, 0, b"", b"")
+
 
 @pytest.fixture
 def machine(tmp_path, monkeypatch):
     monkeypatch.delenv(vm.ACCEL_ENV, raising=False)
-    vm.accelerator.cache_clear()
+    vm._accelerator.cache_clear()
     yield Machine(tmp_path, monkeypatch)
-    vm.accelerator.cache_clear()
+    vm._accelerator.cache_clear()
 
 
 def test_kvm_when_it_runs_guest_code_with_the_vms_cpu_and_only_probed_once(machine):
@@ -60,6 +85,33 @@ def test_kvm_when_it_runs_guest_code_with_the_vms_cpu_and_only_probed_once(machi
     assert machine.ioctls == 1 and len(machine.runs) == 1
     argv = machine.runs[0]
     assert argv[0] == vm.QEMU and "-accel kvm -cpu host -machine pc" in " ".join(argv)
+
+
+def test_kvm_when_the_vms_kernel_boots_with_it_remembered_for_this_boot_of_the_machine(machine):
+    assert vm.accelerator(KERNEL) == "kvm"
+    assert len(machine.runs) == 1 and len(machine.kernel_runs) == 1
+    argv = " ".join(machine.kernel_runs[0])
+    assert "-accel kvm -cpu host -machine pc" in argv and f"-kernel {KERNEL}" in argv
+    vm._accelerator.cache_clear()  # the next `hakit-lab up`: no probe again
+    assert vm.accelerator(KERNEL) == "kvm"
+    assert len(machine.runs) == 1 and len(machine.kernel_runs) == 1
+    vm._accelerator.cache_clear()
+    machine.boot_id = "boot-2"  # after a reboot of the machine: probed again
+    assert vm.accelerator(KERNEL) == "kvm"
+    assert len(machine.kernel_runs) == 2
+
+
+@pytest.mark.parametrize(("console", "last"), [(PVM_CRAWL, "Booting paravirtualized"), (None, "nothing")])
+def test_tcg_when_kvm_runs_the_firmware_but_not_the_vms_kernel(machine, console, last):
+    """A CI run met this: both VMs silent on their consoles, no SSH within 600 s."""
+    machine.kernel_console = console
+    assert vm.accelerator(KERNEL) == "tcg"
+    problem = vm.kvm_problem(KERNEL)
+    assert problem.startswith(f"qemu-system-x86_64 -accel kvm did not boot {KERNEL.name} to its root-mount")
+    assert last in problem
+    vm._accelerator.cache_clear()
+    assert vm.accelerator(KERNEL) == "tcg"  # remembered
+    assert len(machine.kernel_runs) == 2  # the two above, none for the remembered verdict
 
 
 def test_tcg_without_dev_kvm(machine):
@@ -117,7 +169,7 @@ def test_override_tcg_skips_the_probe(machine, monkeypatch):
 def test_override_kvm_uses_a_working_kvm_and_refuses_a_broken_one(machine, monkeypatch):
     monkeypatch.setenv(vm.ACCEL_ENV, "kvm")
     assert vm.accelerator() == "kvm"
-    vm.accelerator.cache_clear()
+    vm._accelerator.cache_clear()
     machine.qemu = subprocess.CompletedProcess([], -6, "", PVM_STDERR)
     with pytest.raises(
         LabError, match=r"HAKIT_LAB_ACCEL=kvm but KVM does not work here: .*MSR.*unset HAKIT_LAB_ACCEL"
