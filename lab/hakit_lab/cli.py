@@ -10,6 +10,7 @@
     hakit-lab fault partition A B | heal
     hakit-lab fault stop-service HOST NAME
     hakit-lab fault stress HOST SECONDS [--workers N]
+    hakit-lab fault freeze HOST SECONDS
 
 Every command runs as root. Exit status: 0 done, 1 lab error (the message says what to fix),
 for `ssh`/`exec` the command's own status.
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("host")
     f.add_argument("seconds", type=float)
     f.add_argument("--workers", type=int, help="busy loops (default: one per CPU)")
+    f = faults_sub.add_parser("freeze", help="stop every process of the host for SECONDS, then resume it")
+    f.add_argument("host")
+    f.add_argument("seconds", type=float)
     return parser
 
 
@@ -174,6 +178,9 @@ def _fault(lab, args: argparse.Namespace) -> int:
         print(
             f"{args.host}: {len(pids)} busy loop(s) for {args.seconds:g} s (pids in the host: {' '.join(map(str, pids))})"
         )
+    elif fault == "freeze":
+        seconds = faults.freeze(lab.host(args.host), args.seconds)
+        print(f"{args.host}: frozen for {seconds:.2f} s, running again")
     return 0
 
 

@@ -9,6 +9,11 @@
     heal           every partition and every cut link is undone (power states stay as they are).
     stop-service   `service NAME stop` inside the host, then its status must say it is stopped.
     stress         busy loops in the host's namespaces, ending by themselves after N seconds.
+    freeze         every process of the host stopped for N seconds, then resumed, as a hypervisor's
+                   steal, a live migration or a long fsync stalls a server (ns: SIGSTOP/SIGCONT to
+                   every process in its namespace; uml: to the guest kernel's own processes, so
+                   its user processes stop at their next system call or page fault; vm: QMP
+                   stop/cont). Its clock goes on: timers and deadtimes see the whole stall.
 
 poweroff/boot live in orchestrator.py (they share the boot path with `up`).
 """
@@ -16,9 +21,11 @@ poweroff/boot live in orchestrator.py (they share the boot path with `up`).
 from __future__ import annotations
 
 import os
+import signal
 import time
+from pathlib import Path
 
-from . import net, state
+from . import net, state, sysutil
 from .model import Host, Lab, LabError
 from .orchestrator import powered_on, run_in
 
@@ -116,3 +123,82 @@ def stress(host: Host, seconds: float, workers: int | None = None) -> list[int]:
     if result.returncode != 0:
         raise LabError(f"host {host.name}: stress did not start: {result.stderr.strip()}")
     return [int(p) for p in result.stdout.split()]
+
+
+# -- freeze --------------------------------------------------------------------------------------
+
+FREEZE_SETTLE_ROUNDS = 20  # an ns host's processes listed again until a round finds no new one
+
+
+def _traced(pid: int) -> bool:
+    """Whether a process is ptraced (a uml guest's user process: its kernel process traces it)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1]) != 0
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _stop_ns(host: Host, stopped: list[int]) -> None:
+    """SIGSTOP every process of an ns host, adding each to `stopped` (the caller resumes them,
+    whatever happens). A process forked while the list was read is found by the next round:
+    stopped processes fork no more."""
+    inode = sysutil.netns_inode(host.netns)
+    if inode is None:
+        raise LabError(f"host {host.name}: its network namespace {host.netns} is gone")
+    for _ in range(FREEZE_SETTLE_ROUNDS):
+        new = [p for p in sysutil.processes_in_netns({inode}) if p not in stopped]
+        if not new:
+            return
+        for pid in new:
+            stopped.append(pid)
+            sysutil.kill(pid, signal.SIGSTOP)
+    raise LabError(
+        f"host {host.name}: still forking new processes after {FREEZE_SETTLE_ROUNDS} rounds of SIGSTOP"
+    )
+
+
+def _stop_uml(host: Host, stopped: list[int]) -> None:
+    """SIGSTOP the guest kernel's own processes (not the user processes it traces: a traced process
+    that gets SIGSTOP reports it to its kernel, which would treat it as the guest's own signal)."""
+    from . import uml
+
+    pid = uml.running_pid(host)
+    if pid is None:
+        raise LabError(f"host {host.name} is not running")
+    for member in uml._group(pid):
+        if not _traced(member):
+            stopped.append(member)
+            sysutil.kill(member, signal.SIGSTOP)
+
+
+def freeze(host: Host, seconds: float) -> float:
+    """Stop every process of a running host for `seconds`, then resume it; returns how long it was
+    stopped, measured. The host is resumed however this ends (an interrupt included)."""
+    if seconds <= 0:
+        raise LabError("freeze needs a positive number of seconds")
+    if not powered_on(host):
+        raise LabError(f"host {host.name} is powered off: nothing to freeze")
+    stopped: list[int] = []
+    started = time.monotonic()
+    try:
+        if host.kind == "vm":
+            from . import vm
+
+            vm.qmp(host, "stop")
+        elif host.kind == "uml":
+            _stop_uml(host, stopped)
+        else:
+            _stop_ns(host, stopped)
+        started = time.monotonic()
+        time.sleep(seconds)
+    finally:
+        if host.kind == "vm":
+            from . import vm
+
+            vm.qmp(host, "cont")
+        for pid in stopped:
+            sysutil.kill(pid, signal.SIGCONT)
+    return time.monotonic() - started

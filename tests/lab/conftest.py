@@ -6,7 +6,9 @@ Figures the tests measure are printed at the end of the run (`lab figures`).
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -85,6 +87,35 @@ def pings(host: str, address: str, tries: int = 3) -> bool:
     """Whether host reaches address. Retried: an ARP entry left INCOMPLETE while a link was down
     fails the first probe after the link returns, as on real hardware."""
     return any(in_host(host, f"ping -n -q -c1 -W1 {address}").returncode == 0 for _ in range(tries))
+
+
+# A process that notes the time every 100 ms without forking (python3 is in every base image).
+TICKER = (
+    "import sys, time\n"
+    "with open(sys.argv[1], 'a', buffering=1) as f:\n"
+    "    while True:\n"
+    "        f.write(f'{time.time():.3f}\\n')\n"
+    "        time.sleep(0.1)\n"
+)
+
+
+def freeze_stops_the_host(host: str, seconds: float = 3.0) -> tuple[float, float]:
+    """Freeze `host` for `seconds` while a ticker runs in it; returns (frozen, longest gap) in
+    seconds and checks that the ticker stood still during the freeze and runs again after it."""
+    ticks = f"/tmp/hakit-lab-ticks-{time.monotonic_ns()}"
+    start = f'setsid python3 -c "$0" {ticks} </dev/null >/dev/null 2>&1 & echo $!'
+    pid = hakit_lab("exec", host, "--", "sh", "-c", start, TICKER).stdout.strip()
+    time.sleep(1.5)
+    out = hakit_lab("fault", "freeze", host, f"{seconds:g}").stdout
+    frozen = float(re.search(r"frozen for ([0-9.]+) s", out).group(1))
+    time.sleep(1.5)
+    values = [float(v) for v in in_host(host, f"cat {ticks}; kill {pid}", check=True).stdout.split()]
+    gaps = [b - a for a, b in itertools.pairwise(values)]
+    longest = max(gaps)
+    after = values[-1] - values[gaps.index(longest) + 1]
+    assert frozen >= seconds and longest >= seconds - 0.5, (frozen, longest, values)
+    assert after >= 0.5, f"{host}: the ticker did not run on after the freeze: {values[-20:]}"
+    return frozen, longest
 
 
 def ssh_answers(address: str, timeout: float = 1.0) -> bool:

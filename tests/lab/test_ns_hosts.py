@@ -11,6 +11,7 @@ import pytest
 from conftest import (
     bring_up,
     figure,
+    freeze_stops_the_host,
     hakit_lab,
     in_host,
     load,
@@ -156,6 +157,11 @@ def test_stress_runs_busy_loops_that_end_by_themselves(lab):
     assert len(loops) == 2 and all(float(line.split()[0]) > 20 for line in loops), loops
     time.sleep(2.0)
     assert in_host("ns4", "ps -e -o comm= | grep -c '^timeout$'").stdout.strip() == "0"
+
+
+def test_freeze_stops_every_process_of_the_host_then_resumes_it(lab):
+    frozen, longest = freeze_stops_the_host("ns6")
+    figure(f"freeze ns6 3 s: frozen {frozen:.2f} s, a ticker in the host paused {longest:.2f} s")
 
 
 def test_apt_installs_a_package_the_base_lacks_through_the_proxy(lab, ns_inventory, ansible_playbook):

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import cli_env, figure, hakit_lab, in_host, load, pings, ssh_answers
+from conftest import cli_env, figure, freeze_stops_the_host, hakit_lab, in_host, load, pings, ssh_answers
 
 pytestmark = pytest.mark.uml
 
@@ -134,6 +134,14 @@ def test_guest_threads_keep_their_avx512_registers(lab, tmp_path):
     out = result.stdout.decode()
     figure(f"avx512 threads in a uml guest: {out.strip()} in {time.monotonic() - t0:.1f} s")
     assert result.returncode == 0 and "corrupted 0" in out, out + result.stderr.decode()
+
+
+def test_freeze_stops_the_guest_then_resumes_it(lab):
+    """The guest kernel's processes stopped: its user processes stand still at their next system
+    call; after SIGCONT the kernel and every process go on (none killed, no panic)."""
+    frozen, longest = freeze_stops_the_host("uml2")
+    figure(f"freeze uml2 3 s: frozen {frozen:.2f} s, a ticker in the guest paused {longest:.2f} s")
+    assert "Kernel panic" not in sh("uml2", "dmesg | tail -50")
 
 
 def test_down_leaves_no_uml_process(lab):
