@@ -8,6 +8,7 @@ cases, then takes it down. So each scenario's lab is built and converged once pe
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,11 +42,35 @@ def molecule(scenario: str, command: str, *args: str) -> subprocess.CompletedPro
     return result
 
 
+def action_outputs(scenario: str, output: str, action: str) -> list[str]:
+    """What each run of one molecule action printed, in order (an action may run twice)."""
+    pattern = (
+        rf"\[{re.escape(scenario)} > {action}\] Executing\n(.*?)\[{re.escape(scenario)} > {action}\] Executed"
+    )
+    return re.findall(pattern, output, re.DOTALL)
+
+
+def recap_changes(output: str) -> dict[str, int]:
+    """changed=N per host from the last PLAY RECAP in an ansible-playbook output."""
+    recap = output.rsplit("PLAY RECAP", 1)[-1]
+    return {host: int(n) for host, n in re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", recap, re.M)}
+
+
 def passed(scenario: str, result: subprocess.CompletedProcess) -> None:
-    """Fail with the tail of molecule's output unless it exited 0."""
+    """Fail with the tail of molecule's output unless it exited 0, and unless a check-mode run after
+    the converge (the scenario's second `check`) would change nothing."""
     if result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-60:])
         pytest.fail(f"molecule test -s {scenario} failed (log: {LOGS}); last lines:\n{tail}", pytrace=False)
+    checks = action_outputs(scenario, result.stdout, "check")
+    if len(checks) >= 2:
+        changes = recap_changes(checks[-1])
+        assert changes, f"molecule {scenario}: no PLAY RECAP in the check after the converge"
+        would_change = {host: n for host, n in changes.items() if n}
+        assert not would_change, (
+            f"molecule {scenario}: --check after the converge would change {would_change}:\n"
+            + "\n".join(line for line in checks[-1].splitlines() if line.startswith("changed:"))
+        )
 
 
 @contextmanager

@@ -135,10 +135,10 @@ def test_losing_one_of_two_heartbeat_media_moves_nothing(healthy):
 
 
 def test_the_survivor_converges_while_its_peer_is_powered_off(healthy):
-    # The state after a failure, when admins run the playbook: one node down. The run is limited
-    # to the survivor (Ansible stops a play at an unreachable host); it changes a timing, which
-    # heartbeat takes by reload, and the survivor serves throughout. Before, the role's first
-    # probe failed on "dead" from cl_status (invalid JSON) and the survivor could not be changed.
+    # The state after a failure, when admins run the playbook: one node down. The first run is
+    # limited to the survivor; it changes a timing, which heartbeat takes by reload, and the
+    # survivor serves throughout. Before, the role's first probe failed on "dead" from cl_status
+    # (invalid JSON) and the survivor could not be changed.
     webpair.lab("fault", "poweroff", "node2")
     results = []
     problem = served_only_by(
@@ -148,11 +148,24 @@ def test_the_survivor_converges_while_its_peer_is_powered_off(healthy):
     assert results[0].returncode == 0, results[0].stdout[-3000:]
     assert not problem, f"while node1 converged alone {problem}"
     assert webpair.sh("node1", "grep -x 'warntime 250ms' /etc/ha.d/ha.cf").returncode == 0
+    # Without --limit, as an admin would first try: the survivor converges, the dead node is named
+    # unreachable and the run says it failed (exit 4), and nothing moved on the survivor.
+    problem = served_only_by(
+        "node1",
+        seen_while(lambda: results.append(webpair.converge({"heartbeat_warntime": "350ms"}))),
+    )
+    output = results[1].stdout
+    assert results[1].returncode == 4, output[-3000:]
+    assert re.search(r"^fatal: \[node2\]: UNREACHABLE!", output, re.M), output[-3000:]
+    recap = output.rsplit("PLAY RECAP", 1)[-1]
+    assert re.search(r"^node1\s+:.*\bunreachable=0\s+failed=0\b", recap, re.M), recap
+    assert not problem, f"while the playbook ran with node2 down {problem}"
+    assert webpair.sh("node1", "grep -x 'warntime 350ms' /etc/ha.d/ha.cf").returncode == 0
     # The peer back, the next full run converges both nodes to the inventory again.
     webpair.boot("node2")
     webpair.converged()
     for node in webpair.NODES:
-        assert webpair.sh(node, "grep -x 'warntime 250ms' /etc/ha.d/ha.cf").returncode != 0, node
+        assert webpair.sh(node, "grep -E -x 'warntime (250|350)ms' /etc/ha.d/ha.cf").returncode != 0, node
     assert webpair.settled("node1"), webpair.describe()
 
 
