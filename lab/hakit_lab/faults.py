@@ -181,12 +181,12 @@ def freeze(host: Host, seconds: float) -> float:
         raise LabError("freeze needs a positive number of seconds")
     if not powered_on(host):
         raise LabError(f"host {host.name} is powered off: nothing to freeze")
+    from . import vm
+
     stopped: list[int] = []
     started = time.monotonic()
     try:
         if host.kind == "vm":
-            from . import vm
-
             vm.qmp(host, "stop")
         elif host.kind == "uml":
             _stop_uml(host, stopped)
@@ -196,8 +196,6 @@ def freeze(host: Host, seconds: float) -> float:
         time.sleep(seconds)
     finally:
         if host.kind == "vm":
-            from . import vm
-
             vm.qmp(host, "cont")
         for pid in stopped:
             sysutil.kill(pid, signal.SIGCONT)

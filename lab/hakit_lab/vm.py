@@ -196,8 +196,8 @@ def _kernel_problem(kernel: Path, accel: str = "kvm") -> str | None:
     The firmware probe is not enough: a kvm-pvm /dev/kvm runs real-mode firmware, yet runs a stock
     kernel only through its instruction emulator, ~300x slower than TCG, and dies there
     (shared/research/vm-lab/REPORT.md); where it also takes `-cpu host`, a VM would print nothing
-    and never answer SSH. So the
-    kernel itself must reach its root-mount panic (panic=-1 with -no-reboot ends qemu there).
+    and never answer SSH. So the kernel itself must reach its root-mount panic (panic=-1 with
+    -no-reboot ends qemu there).
     """
     with tempfile.TemporaryDirectory(prefix="hakit-lab-accel-") as tmp:
         serial = Path(tmp, "serial.log")

@@ -50,10 +50,14 @@ def action_outputs(scenario: str, output: str, action: str) -> list[str]:
     return re.findall(pattern, output, re.DOTALL)
 
 
-def recap_changes(output: str) -> dict[str, int]:
-    """changed=N per host from the last PLAY RECAP in an ansible-playbook output."""
-    recap = output.rsplit("PLAY RECAP", 1)[-1]
-    return {host: int(n) for host, n in re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", recap, re.M)}
+def recap(output: str) -> dict[str, dict[str, int]]:
+    """The counts per host (ok, changed, unreachable, failed, ...) of the last PLAY RECAP in an
+    ansible-playbook output."""
+    text = output.rsplit("PLAY RECAP", 1)[-1]
+    return {
+        host: {key: int(n) for key, n in re.findall(r"(\w+)=(\d+)", counts)}
+        for host, counts in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", text, re.M)
+    }
 
 
 def passed(scenario: str, result: subprocess.CompletedProcess) -> None:
@@ -64,9 +68,9 @@ def passed(scenario: str, result: subprocess.CompletedProcess) -> None:
         pytest.fail(f"molecule test -s {scenario} failed (log: {LOGS}); last lines:\n{tail}", pytrace=False)
     checks = action_outputs(scenario, result.stdout, "check")
     if len(checks) >= 2:
-        changes = recap_changes(checks[-1])
-        assert changes, f"molecule {scenario}: no PLAY RECAP in the check after the converge"
-        would_change = {host: n for host, n in changes.items() if n}
+        counts = recap(checks[-1])
+        assert counts, f"molecule {scenario}: no PLAY RECAP in the check after the converge"
+        would_change = {host: c["changed"] for host, c in counts.items() if c["changed"]}
         assert not would_change, (
             f"molecule {scenario}: --check after the converge would change {would_change}:\n"
             + "\n".join(line for line in checks[-1].splitlines() if line.startswith("changed:"))
