@@ -72,15 +72,22 @@ lint: setup
 	$(BIN)/python tools/role_docs.py --check
 	tools/sanity.sh
 
-# One worker per core, each taking whole files: a module's playbook fixtures run once.
+# The test tiers run two lanes, one per core: each worker takes whole modules (the modules of one
+# lab together, tests/conftest.py's SHARED_LABS) and runs its own lab beside the other's (every
+# worker has its own HAKIT_LAB_PREFIX, every lab inventory its own management subnet). A lane
+# alone leaves a core idle: Ansible waits on the hosts, a uml guest keeps about half a core busy.
+LANES := -n 2 --dist loadfile
+
 unit: setup
-	$(call pytest,-n 2 --dist loadfile tests/unit)
+	$(call pytest,$(LANES) tests/unit)
 
 integration: setup
-	$(call pytest,-m "not vm and not uml" tests/lab tests/integration)
+	$(call pytest,$(LANES) -m "not vm and not uml" tests/lab tests/integration)
 
+# tests/integration first: its two long modules (lvs_dr; file_server with lvs_nat_tun) start on a
+# lane each, and the uml hosts' short module follows on whichever frees first.
 uml: setup
-	$(call pytest,-m uml tests/lab tests/integration)
+	$(call pytest,$(LANES) -m uml tests/integration tests/lab)
 
 vm: setup
 	$(call pytest,-m vm tests/lab tests/integration)

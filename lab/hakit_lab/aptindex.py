@@ -37,6 +37,7 @@ from pathlib import Path
 
 from . import paths
 from .model import LabError
+from .sysutil import locked
 
 log = logging.getLogger("hakit_lab.aptindex")
 
@@ -252,9 +253,15 @@ def build(upstream: str, wanted: list[str], inreleases: dict[tuple[str, str], by
 
 def ensure(upstream: str) -> Path | None:
     """The cut-down index, rebuilt when Debian's index or the wanted packages changed; None when
-    HAKIT_LAB_APT_INDEX=full. Without the network an index built earlier is kept."""
+    HAKIT_LAB_APT_INDEX=full. Without the network an index built earlier is kept. Labs side by
+    side share it: one checks or builds it at a time."""
     if not enabled():
         return None
+    with locked(index_dir().with_name(f".{NAME}.lock")):
+        return _ensure(upstream)
+
+
+def _ensure(upstream: str) -> Path:
     target = index_dir()
     stamp_file = target / "stamp.json"
     wanted = wanted_packages()

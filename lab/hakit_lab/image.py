@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import gzip
 import hashlib
 import io
@@ -38,12 +37,13 @@ import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import aptproxy, paths
 from .model import LabError
+from .sysutil import locked
 
 log = logging.getLogger("hakit_lab.image")
 
@@ -151,17 +151,6 @@ def _sha256(*parts: object) -> str:
     return h.hexdigest()[:16]
 
 
-@contextlib.contextmanager
-def _locked(lockfile: Path) -> Iterator[None]:
-    lockfile.parent.mkdir(parents=True, exist_ok=True)
-    with lockfile.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _complete(entry: Path) -> bool:
     return (entry / "complete").is_file()
 
@@ -172,7 +161,7 @@ def _cached_build(kind: str, key: str, build) -> Path:
     entry = top / key
     if _complete(entry):
         return entry
-    with _locked(top / ".lock"):
+    with locked(top / ".lock"):
         if _complete(entry):
             return entry
         # Leftovers of interrupted builds (we hold the lock: nobody else is building).
@@ -197,7 +186,7 @@ def ensure_ssh_key() -> Path:
     key = paths.SSH_KEY
     if key.is_file() and key.with_suffix(".pub").is_file():
         return key
-    with _locked(key.parent / ".lock"):
+    with locked(key.parent / ".lock"):
         if key.is_file() and key.with_suffix(".pub").is_file():
             return key
         tmp = Path(tempfile.mkdtemp(prefix=".keygen-", dir=key.parent))

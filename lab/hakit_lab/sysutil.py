@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import signal
 import subprocess
@@ -170,3 +171,15 @@ def processes_with_root_mount(source_prefix: str) -> list[int]:
         except (OSError, ValueError, IndexError):
             continue
     return [p for p in found if alive(p)]
+
+
+@contextlib.contextmanager
+def locked(lockfile: Path) -> Iterator[None]:
+    """Hold an exclusive flock on lockfile (made if missing): one process at a time, across labs."""
+    lockfile.parent.mkdir(parents=True, exist_ok=True)
+    with lockfile.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

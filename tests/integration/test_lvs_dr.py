@@ -56,7 +56,7 @@ def weight(director: str, real: str) -> int | None:
     return lvs.table(director).get(f"{lvs.REALS[real]}:80")
 
 
-def test_1_a_dead_web_server_is_taken_out_and_the_service_continues(active):
+def test_1_a_dead_web_server_is_taken_out_and_the_service_continues(active, record_property):
     measured, samples = lvs.fault_under_probe(("poweroff", "web2"), expect="served-by web1", bound=BOUND)
     # quiescent=yes: ldirectord sets the dead server's weight to 0 (expire_nodest_conn drops its
     # connections); web1 keeps its weight.
@@ -65,14 +65,15 @@ def test_1_a_dead_web_server_is_taken_out_and_the_service_continues(active):
     after = lvs.split(30)
     assert after == {"web1": 30}, after
     # The time to removal is a figure (`make bench-lvs`), not asserted here: only that it ends.
-    print(
-        f"web2 off: longest gap {measured.longest_gap_s} s, {measured.failed_requests} failed requests, "
-        f"answers {lvs.names(samples)}"
+    record_property(
+        "lab figure",
+        f"lvs_dr, web2 off: longest gap {measured.longest_gap_s} s, {measured.failed_requests} failed requests, "
+        f"answers {lvs.names(samples)}",
     )
     assert measured.longest_gap_s < BOUND, lvs.names(samples)
 
 
-def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
+def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active, record_property):
     standby = lvs.other(active)
     with takeover.LogWatch(standby, TAKEOVER_BOUND) as watch:
         measured, samples = lvs.fault_under_probe(
@@ -81,7 +82,10 @@ def test_2_the_other_director_takes_the_vip_when_the_active_one_dies(active):
         lines = watch.lines()
     steps = takeover.breakdown(lines, measured)
     assert measured.to_expected_s is not None, f"no answer after {active} died: {lvs.names(samples)}"
-    print(f"{active} off: client outage {measured.longest_gap_s} s: {takeover.describe(steps)}")
+    record_property(
+        "lab figure",
+        f"lvs_dr, {active} off: client outage {measured.longest_gap_s} s: {takeover.describe(steps)}",
+    )
     if len(steps) < 3:
         print(f"{standby}'s log around the fault:\n{takeover.tail(lines, measured.fault_at)}")
     lvs.wait_for(f"{standby} holding the VIP", lambda: lvs.holders() == [standby], TAKEOVER_BOUND)

@@ -1,7 +1,7 @@
 """Driving the lab from tests: the CLI in its own process (as users and molecule run it), Ansible
 over SSH, and checks that nothing of the lab is left on the machine.
 
-Figures the tests measure are printed at the end of the run (`lab figures`).
+Figures the tests measure (figure(), tests/figures.py) are printed at the end of the run (`lab figures`).
 """
 
 from __future__ import annotations
@@ -18,24 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from figures import figure  # noqa: F401  (the lab tests import it from here)
 from hakit_lab import inventory, model, nshost, paths
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_INVENTORY = Path(__file__).parent / "inventory" / "hosts.yml"
-FIGURES: list[str] = []
-
-
-def figure(text: str) -> None:
-    """Record a measured figure; all of them are printed at the end of the run."""
-    FIGURES.append(text)
-    print(text)
-
-
-def pytest_terminal_summary(terminalreporter):
-    if FIGURES:
-        terminalreporter.section("lab figures")
-        for line in FIGURES:
-            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(config, items):

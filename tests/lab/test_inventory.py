@@ -23,9 +23,9 @@ def test_the_test_lab_inventory_has_8_ns_hosts_and_2_vms():
     }
     # bridges: management first, then networks by name
     assert [lab.mgmt.bridge, lab.networks["hb"].bridge, lab.networks["lan"].bridge] == [
-        "hklbr0",
-        "hklbr1",
-        "hklbr2",
+        f"{model.PREFIX}br0",
+        f"{model.PREFIX}br1",
+        f"{model.PREFIX}br2",
     ]
     ns1 = lab.host("ns1")
     assert ns1.index == 1 and ns1.mgmt == ipaddress.IPv4Interface("10.77.0.11/24")

@@ -3,7 +3,7 @@ partition rules, the recorded topology. No root needed."""
 
 from pathlib import Path
 
-from hakit_lab import inventory, net, nshost, state
+from hakit_lab import inventory, model, net, nshost, state
 
 LAB = inventory.load(Path(__file__).parent / "inventory" / "hosts.yml")
 
@@ -31,13 +31,16 @@ def test_apt_source_goes_where_apt_reads_its_format():
     assert nshost.sources_path("Types: deb\nURIs: http://x/debian\n").endswith(".sources")
 
 
+P = model.PREFIX  # link names carry the lab's prefix
+
+
 def test_partition_drops_both_directions_on_every_shared_network_only():
     rules = net.partition_rules(LAB, LAB.host("ns1"), LAB.host("ns2"))
     assert rules == [
-        'iifname "hkl1n0" oifname "hkl2n0" drop comment "partition ns1 ns2"',
-        'iifname "hkl2n0" oifname "hkl1n0" drop comment "partition ns1 ns2"',
-        'iifname "hkl1n1" oifname "hkl2n1" drop comment "partition ns1 ns2"',
-        'iifname "hkl2n1" oifname "hkl1n1" drop comment "partition ns1 ns2"',
+        f'iifname "{P}1n0" oifname "{P}2n0" drop comment "partition ns1 ns2"',
+        f'iifname "{P}2n0" oifname "{P}1n0" drop comment "partition ns1 ns2"',
+        f'iifname "{P}1n1" oifname "{P}2n1" drop comment "partition ns1 ns2"',
+        f'iifname "{P}2n1" oifname "{P}1n1" drop comment "partition ns1 ns2"',
     ]
     # ns3 is on lan only: one network shared with ns1
     assert len(net.partition_rules(LAB, LAB.host("ns1"), LAB.host("ns3"))) == 2
@@ -45,7 +48,7 @@ def test_partition_drops_both_directions_on_every_shared_network_only():
 
 
 def test_switch_ports_are_named_by_host_index_and_nic():
-    assert [port for _, port in net.ports(LAB.host("vm1"))] == ["hkl9n0", "hkl9n1", "hkl9nm"]
+    assert [port for _, port in net.ports(LAB.host("vm1"))] == [f"{P}9n0", f"{P}9n1", f"{P}9nm"]
 
 
 def test_recorded_lab_reads_back_equal():

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import bring_up, cli_env, figure, hakit_lab, in_host, kill_process, lab_netns_inodes, leftovers
-from hakit_lab import paths
+from hakit_lab import model, paths
 
 pytestmark = pytest.mark.lab
 
@@ -116,15 +116,15 @@ def test_two_labs_side_by_side(ns_inventory, base_image_cached, tmp_path):
             timeout=300,
         )
         assert clash.returncode != 0
-        assert "lab_mgmt_subnet 10.77.0.0/24" in clash.stderr and "hkl-ctl" in clash.stderr
+        assert "lab_mgmt_subnet 10.77.0.0/24" in clash.stderr and f"{model.PREFIX}-ctl" in clash.stderr
         up = other_lab("up", "-i", str(other))
         assert up.returncode == 0, up.stderr
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert "hkq-ns1" in names and "hkl-ns1" in names
+        assert "hkq-ns1" in names and f"{model.PREFIX}-ns1" in names
         assert other_lab("exec", "ns1", "--", "hostname").stdout.strip() == "ns1"
         hakit_lab("down")
         names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert "hkq-ns1" in names and "hkl-ns1" not in names
+        assert "hkq-ns1" in names and f"{model.PREFIX}-ns1" not in names
         assert other_lab("exec", "ns1", "--", "true").returncode == 0
     finally:
         other_lab("down")

@@ -18,6 +18,7 @@ from conftest import (
     pings,
     ssh_answers,
 )
+from hakit_lab import model
 
 pytestmark = pytest.mark.lab
 
@@ -96,7 +97,10 @@ def test_poweroff_loses_runtime_state_and_boot_keeps_the_disk(lab):
     hakit_lab("fault", "poweroff", "ns6")
     figure(f"fault poweroff (ns host): {time.monotonic() - t0:.2f} s")
     assert not ssh_answers(str(host.mgmt.ip))
-    assert "hkl-ns6" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert (
+        f"{model.PREFIX}-ns6"
+        not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    )
     assert re.search(r"^ns6\s+ns\s+off", hakit_lab("status").stdout, re.M)
     assert not pings("ns7", "10.77.1.16", tries=1) and not pings("ns7", "10.77.1.100", tries=1)
     assert hakit_lab("exec", "ns6", "--", "true", check=False).returncode == 1

@@ -97,9 +97,9 @@ def test_qemu_argv_wires_taps_macs_disks_and_pins_pci_order(tmp_path, monkeypatc
     assert "-no-reboot" not in argv  # a guest reboot reboots
     netdevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-netdev"]
     assert netdevs == [
-        "tap,id=net-eth0,ifname=hkl1n0,script=no,downscript=no",
-        "tap,id=net-eth1,ifname=hkl1n1,script=no,downscript=no",
-        "tap,id=net-mgmt0,ifname=hkl1nm,script=no,downscript=no",
+        f"tap,id=net-eth0,ifname={model.PREFIX}1n0,script=no,downscript=no",
+        f"tap,id=net-eth1,ifname={model.PREFIX}1n1,script=no,downscript=no",
+        f"tap,id=net-mgmt0,ifname={model.PREFIX}1nm,script=no,downscript=no",
     ]
     nics = [
         argv[i + 1] for i, a in enumerate(argv) if a == "-device" and argv[i + 1].startswith("virtio-net")
@@ -116,9 +116,9 @@ def test_qemu_argv_wires_taps_macs_disks_and_pins_pci_order(tmp_path, monkeypatc
     assert f"path={tmp_path}/vm1/serial.sock" in joined and f"logfile={tmp_path}/vm1/console.log" in joined
     assert f"unix:{tmp_path}/vm1/qmp.sock" in joined
     assert [(t, b) for _i, t, b in vm.nic_links(lab, h)] == [
-        ("hkl1n0", "hklbr1"),
-        ("hkl1n1", "hklbr2"),
-        ("hkl1nm", "hklbr0"),
+        (f"{model.PREFIX}1n0", f"{model.PREFIX}br1"),
+        (f"{model.PREFIX}1n1", f"{model.PREFIX}br2"),
+        (f"{model.PREFIX}1nm", f"{model.PREFIX}br0"),
     ]
 
 

@@ -49,10 +49,10 @@ def host_facts(name: str, interfaces: dict[str, str]) -> dict:
 
 LAB_FACTS = {
     "node1": host_facts(
-        "node1", {"eth0": "10.77.1.11/24", "eth1": "10.77.2.11/24", "mgmt0": "10.77.0.11/24"}
+        "node1", {"eth0": "10.77.1.11/24", "eth1": "10.77.2.11/24", "mgmt0": "10.82.0.11/24"}
     ),
     "node2": host_facts(
-        "node2", {"eth0": "10.77.1.12/24", "eth1": "10.77.2.12/24", "mgmt0": "10.77.0.12/24"}
+        "node2", {"eth0": "10.77.1.12/24", "eth1": "10.77.2.12/24", "mgmt0": "10.82.0.12/24"}
     ),
 }
 EXAMPLE_FACTS = {
