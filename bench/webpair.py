@@ -124,10 +124,11 @@ def converge(
     playbook: Path = PLAYBOOK,
     inventory: Path = INVENTORY,
     limit: str | None = None,
+    check: bool = False,
 ):
     """Run `playbook` (playbooks/web_pair.yml) against the lab `inventory` (the web pair's) plus
-    `inventories`, on the hosts `limit` selects (all by default); returns the CompletedProcess
-    (output in stdout)."""
+    `inventories`, on the hosts `limit` selects (all by default), in check mode if `check`; returns
+    the CompletedProcess (output in stdout)."""
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook), "-i", str(inventory)]
     for inventory in inventories:
         argv += ["-i", str(inventory)]
@@ -135,6 +136,8 @@ def converge(
         argv += ["-e", json.dumps(extra_vars)]
     if limit:
         argv += ["--limit", limit]
+    if check:
+        argv.append("--check")
     return subprocess.run(
         argv,
         cwd=ROOT,

@@ -66,6 +66,16 @@ def load_specs(role: Path) -> dict:
     return (yaml.safe_load(path.read_text()) or {}).get("argument_specs", {})
 
 
+def all_options(role: Path) -> dict:
+    """Every entry point's options; an option that several entry points declare is main's."""
+    specs = load_specs(role)
+    options: dict = {}
+    for entry in sorted(specs, key=lambda e: e != "main"):
+        for name, spec in specs[entry].get("options", {}).items():
+            options.setdefault(name, spec)
+    return options
+
+
 def role_markdown(role: Path, heading: str = "#") -> str:
     specs = load_specs(role)
     main = specs.get("main", {})
@@ -91,10 +101,10 @@ def role_markdown(role: Path, heading: str = "#") -> str:
 
 
 def drift(role: Path) -> list[str]:
-    """Disagreements between defaults/main.yml and the main entry point's spec."""
+    """Disagreements between defaults/main.yml and the entry points' specs (all_options)."""
     defaults_file = role / "defaults" / "main.yml"
     defaults = yaml.safe_load(defaults_file.read_text()) if defaults_file.exists() else {}
-    options = load_specs(role).get("main", {}).get("options", {})
+    options = all_options(role)
     problems = []
     for name, value in (defaults or {}).items():
         if name not in options:

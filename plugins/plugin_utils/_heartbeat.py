@@ -658,3 +658,41 @@ def node_addresses(hosts, service_addresses=None):
                 if entry and entry.get("address") and entry.get("prefix"):
                     table.setdefault(str(name), []).append(f"{entry['address']}/{entry['prefix']}")
     return result
+
+
+def switchover_problems(states, to, nodes):
+    """Why the resources cannot be moved to node `to` now; empty when they can (or already are).
+
+    `states` maps each node that answered (by uname -n) to what it reported: ``running`` (heartbeat
+    answers cl_status), ``resources`` (cl_status rscstatus), ``peer`` (cl_status nodestatus of the
+    other node) and ``held``/``free``, the haresources resources its ResourceManager sees running
+    and not running there.
+    """
+    var = "heartbeat_switchover_to"
+    if to not in nodes:
+        return [f"{var}={to!r} is not a node of this pair: name one of heartbeat_nodes ({', '.join(nodes)})"]
+    target = states.get(to)
+    if target is None:
+        return [
+            f"{var}={to}: {to} did not answer in this play (down, unreachable, or left out by --limit); "
+            "resources can only move to a node that runs"
+        ]
+    if not target["running"]:
+        return [f"{var}={to}: heartbeat does not run on {to}; start it (service heartbeat start) first"]
+    if not (target["held"] or target["free"]):
+        return [f"{var}={to}: haresources on {to} lists no resource, so there is nothing to move"]
+    problems = [
+        f"the resources are moving on {node} (cl_status rscstatus: transition); run again once they settle"
+        for node, state in sorted(states.items())
+        if state["running"] and state["resources"] == "transition"
+    ]
+    if problems or not target["free"]:
+        return problems
+    if target["peer"] != "active":
+        # Heartbeat takes over from a dead peer by itself; if it has not, asking it will not help.
+        return [
+            f"{var}={to}: {to} does not hold {target['free']} and sees its peer as "
+            f"{target['peer'] or 'unknown'}; hb_takeover needs an active peer to hand them over "
+            "(see heartbeat's log on both nodes)"
+        ]
+    return []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,11 +83,12 @@ def hb(node: str, command: str) -> str:
     return webpair.sh(node, f"cl_status {command}").stdout.strip()
 
 
-def test_node2_serves_when_node1_loses_power(healthy):
+def test_node2_serves_when_node1_loses_power(healthy, record_property):
     measured, samples = webpair.power_off_active("node1", bound=TAKEOVER_BOUND)
     assert measured.to_expected_s is not None, f"node2 never answered: {webpair.answers(samples)}"
-    print(
-        f"node2 answered {measured.to_expected_s} s after node1 lost power (gap {measured.longest_gap_s} s)"
+    record_property(
+        "lab figure",
+        f"web pair: node2 answered {measured.to_expected_s} s after node1 lost power (gap {measured.longest_gap_s} s)",
     )
     # The client is served as soon as Apache listens; heartbeat finishes its takeover a moment later.
     webpair.wait_for("node2 done taking over", lambda: hb("node2", "rscstatus") == "all", 30)
@@ -244,3 +246,70 @@ def test_turning_auto_failback_on_hands_the_resources_home(healthy):
     assert measured.to_expected_s is not None, f"node1 never took over: {webpair.answers(samples)}"
     print(f"node1 served again {measured.to_expected_s} s after it was powered on")
     webpair.wait_for("node1 active, node2 standby", lambda: webpair.settled("node1"), 30)
+
+
+SWITCHOVER = webpair.ROOT / "playbooks" / "switchover.yml"
+
+
+def switch_over(to: str, check: bool = False) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """playbooks/switchover.yml moving the pair to `to`, with the client's samples meanwhile."""
+    results = []
+    extra = {"switchover_pair": "web_pair", "heartbeat_switchover_to": to}
+    samples = seen_while(lambda: results.append(webpair.converge(extra, playbook=SWITCHOVER, check=check)))
+    return results[0], samples
+
+
+def handover_gap(first: str, then: str, samples: list[dict]) -> float:
+    """Seconds between the client's last answer from `first` and its first from `then`."""
+    times = [(webpair.answered_by(s), s["t"]) for s in samples]
+    return round(min(t for n, t in times if n == then) - max(t for n, t in times if n == first), 3)
+
+
+def test_switchover_moves_the_resources_on_purpose_and_back(healthy, record_property):
+    # Check mode first: it says the resources would move, and nothing moves.
+    result, samples = switch_over("node2", check=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap(result.stdout)["node2"]["changed"] == 1, result.stdout[-3000:]
+    assert not served_only_by("node1", samples) and webpair.settled("node1"), webpair.describe()
+    # Four switchovers, the client polling every 100 ms: each hands over once, without flapping.
+    gaps = []
+    for first, then in (("node1", "node2"), ("node2", "node1")) * 2:
+        result, samples = switch_over(then)
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert recap(result.stdout)[then]["changed"] == 1, result.stdout[-3000:]
+        problem = handed_over(first, then, samples)
+        assert not problem, f"switching over to {then}: {problem}"
+        assert webpair.settled(then), webpair.describe()
+        gaps.append(handover_gap(first, then, samples))
+    gaps.sort()
+    record_property(
+        "lab figure",
+        f"switchover.yml on the web pair: client-visible gap {gaps} s, median {(gaps[1] + gaps[2]) / 2:.2f} s "
+        "(last answer from one node to the first from the other, polled every 100 ms)",
+    )
+    # Where the resources already are: nothing moves and nothing changes.
+    result, samples = switch_over("node1")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert [recap(result.stdout)[node]["changed"] for node in webpair.NODES] == [0, 0]
+    assert not served_only_by("node1", samples)
+
+
+def test_switchover_refuses_bad_input_and_a_dead_target_before_anything_moves(healthy):
+    result, _ = switch_over("node3")
+    assert result.returncode != 0
+    assert "heartbeat_switchover_to='node3' is not a node of this pair" in " ".join(result.stdout.split())
+    result = webpair.converge({"heartbeat_switchover_to": "node2"}, playbook=SWITCHOVER)
+    assert result.returncode != 0 and "switchover_pair=(not set)" in result.stdout, result.stdout[-3000:]
+    assert webpair.settled("node1"), webpair.describe()
+    # node2 powered off: moving to node1, which holds everything, works on the survivor (node2 is
+    # named unreachable, exit 4); moving to node2 is refused with its name.
+    webpair.lab("fault", "poweroff", "node2")
+    result, samples = switch_over("node1")
+    assert result.returncode == 4, result.stdout[-3000:]
+    assert recap(result.stdout)["node1"] == {**recap(result.stdout)["node1"], "changed": 0, "failed": 0}
+    assert not served_only_by("node1", samples)
+    result, _ = switch_over("node2")
+    assert result.returncode != 0 and recap(result.stdout)["node1"]["failed"] == 1, result.stdout[-3000:]
+    assert "heartbeat_switchover_to=node2: node2 did not answer in this play" in " ".join(
+        result.stdout.split()
+    )

@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+import role_docs
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ["common", "network", "heartbeat", "apache", "lvs_director", "lvs_realserver"]
 
 
-def spec(role):
-    return yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())[
-        "argument_specs"
-    ]["main"]
+def options(role):
+    return role_docs.all_options(ROOT / "roles" / role)
 
 
 def walk(options, path=""):
@@ -25,19 +23,15 @@ def walk(options, path=""):
 
 @pytest.mark.parametrize("role", ROLES)
 def test_defaults_and_spec_agree(role):
-    defaults = yaml.safe_load((ROOT / "roles" / role / "defaults" / "main.yml").read_text()) or {}
-    options = spec(role)["options"]
-    assert sorted(defaults) == sorted(n for n, o in options.items() if "default" in o)
-    for name, value in defaults.items():
-        assert options[name]["default"] == value, name
-    for name, option in options.items():
+    assert role_docs.drift(ROOT / "roles" / role) == []
+    for name, option in options(role).items():
         assert name.startswith(f"{role}_"), name
         assert option.get("required") or "default" in option or option.get("no_log"), f"{name} has no default"
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_option_has_a_type_and_description(role):
-    for name, option in walk(spec(role)["options"]):
+    for name, option in walk(options(role)):
         assert option.get("type"), name
         assert option.get("description"), name
 

@@ -295,3 +295,87 @@ def test_config_problems_for_auth_and_logging():
     assert "nowhere to log" in hb.config_problems(dict(base, logfile=""))[0]
     crc = hb.config_problems(dict(base, auth_method="crc", auth_key="", allow_crc=True))
     assert crc == []
+
+
+# -- switchover ------------------------------------------------------------------------------------
+
+NODES = ["node1", "node2"]
+VIP, WEB = "hakit-IPaddr2::10.77.1.100/24/eth0", "apache2"
+
+
+def reported(running=True, resources="all", peer="active", held=(VIP, WEB), free=()):
+    """What one node's probe in tasks/switchover.yml prints, as the filter gets it."""
+    return {
+        "running": running,
+        "resources": resources,
+        "peer": peer,
+        "held": " ".join(held),
+        "free": " ".join(free),
+    }
+
+
+def holding(node: str) -> dict:
+    """Both nodes up, `node` holding everything (auto_failback off)."""
+    return {
+        n: reported() if n == node else reported(resources="none", held=(), free=(VIP, WEB)) for n in NODES
+    }
+
+
+def test_switchover_to_the_standby_of_a_healthy_pair_is_allowed():
+    assert hb.switchover_problems(holding("node1"), "node2", NODES) == []
+
+
+def test_switchover_to_the_node_that_holds_everything_needs_nothing_even_with_its_peer_down():
+    states = {"node1": reported(peer="dead")}
+    assert hb.switchover_problems(states, "node1", NODES) == []
+
+
+@pytest.mark.parametrize(
+    ("states", "to", "expect"),
+    [
+        (
+            holding("node1"),
+            "node3",
+            "heartbeat_switchover_to='node3' is not a node of this pair: name one of heartbeat_nodes (node1, node2)",
+        ),
+        (
+            {"node1": reported(peer="dead")},
+            "node2",
+            "heartbeat_switchover_to=node2: node2 did not answer in this play",
+        ),
+        (
+            {
+                "node1": reported(peer="dead"),
+                "node2": reported(running=False, resources="", peer="", held=(), free=(VIP, WEB)),
+            },
+            "node2",
+            "heartbeat does not run on node2; start it (service heartbeat start) first",
+        ),
+        (
+            {"node1": reported(held=(), free=()), "node2": reported(resources="none", held=(), free=())},
+            "node2",
+            "haresources on node2 lists no resource",
+        ),
+        (
+            {**holding("node1"), "node1": reported(resources="transition", held=(VIP,), free=(WEB,))},
+            "node2",
+            "the resources are moving on node1 (cl_status rscstatus: transition); run again once they settle",
+        ),
+        (
+            {**holding("node1"), "node2": reported(resources="none", peer="up", held=(), free=(VIP, WEB))},
+            "node2",
+            "node2 does not hold hakit-IPaddr2::10.77.1.100/24/eth0 apache2 and sees its peer as up; hb_takeover needs an active peer",
+        ),
+    ],
+    ids=[
+        "not-a-node",
+        "target-unreachable",
+        "target-not-running",
+        "no-resources",
+        "transition",
+        "peer-not-active",
+    ],
+)
+def test_switchover_problems_name_the_variable_and_the_fix(states, to, expect):
+    problems = hb.switchover_problems(states, to, NODES)
+    assert len(problems) == 1 and expect in problems[0], problems
