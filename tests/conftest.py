@@ -26,13 +26,17 @@ sys.path.insert(0, str(ROOT / ".collections"))
 SHARED_LABS = {
     "tests/lab/test_lifecycle.py": "tests/lab/inventory",
     "tests/lab/test_ns_hosts.py": "tests/lab/inventory",
+    "tests/lab/test_vm_hosts.py": "tests/lab/inventory",
 }
+# Modules whose every test brings up and takes down a lab of its own: their tests go to any worker.
+LAB_PER_TEST = {"tests/integration/test_molecule.py"}
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with SHARED_LABS: each worker takes whole modules (lab fixtures are
-    module-scoped) and the modules of one lab together. (pytest 9.2 ignores the node ids that
-    xdist 3.8's `--dist loadgroup` rewrites, so xdist_group marks cannot do this.)"""
+    """`--dist loadfile` with SHARED_LABS and LAB_PER_TEST: each worker takes whole modules (lab
+    fixtures are module-scoped), the modules of one lab together, and each molecule scenario on its
+    own. (pytest 9.2 ignores the node ids that xdist 3.8's `--dist loadgroup` rewrites, so
+    xdist_group marks cannot do this.)"""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -40,7 +44,7 @@ def pytest_xdist_make_scheduler(config, log):
     class LabScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
-            return SHARED_LABS.get(module, module)
+            return nodeid if module in LAB_PER_TEST else SHARED_LABS.get(module, module)
 
     return LabScheduling(config, log)
 
