@@ -11,7 +11,8 @@ description:
   - Builds the ordered key/value list for C(ip_forward), C(arp_ignore) and C(arp_announce) (C(all)
     and C(default) first, then each interface) and any extra keys.
   - Keys of interfaces whose name contains a dot (VLANs such as C(eth0.100)) are written in the
-    slash form C(net/ipv4/conf/eth0.100/arp_ignore), which sysctl(8) and sysctl.d(5) read literally.
+    slash form C(net/ipv4/conf/eth0.100/arp_ignore), which sysctl(8) and sysctl.d(5) read literally;
+    so are the extra keys of per-interface trees given in the dotted form (C(net.ipv4.conf.eth0.100.arp_ignore)).
 options:
   _input:
     description: C(network_ip_forward) (null leaves it alone).

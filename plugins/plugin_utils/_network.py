@@ -236,8 +236,23 @@ def sysctl_settings(ip_forward=None, arp_ignore=None, arp_announce=None, extra=N
                 ]
             )
     for key, value in sorted((extra or {}).items()):
-        settings.append([str(key), str(value)])
+        settings.append([user_sysctl_key(str(key)), str(value)])
     return settings
+
+
+# Per-interface sysctl trees: net.<family>.<tree>.<interface>.<setting>.
+_PER_INTERFACE = re.compile(r"^net\.(ipv4|ipv6)\.(conf|neigh)\.(?P<iface>.+)\.(?P<setting>[a-z0-9_]+)$")
+
+
+def user_sysctl_key(key):
+    """A key from network_sysctl as sysctl reads it. In the dotted form a per-interface key with a
+    VLAN interface (``net.ipv4.conf.eth0.100.arp_ignore``) would be read as interface ``eth0/100``;
+    it becomes ``net/ipv4/conf/eth0.100/arp_ignore``. Slash-form keys are kept as given."""
+    match = None if "/" in key else _PER_INTERFACE.match(key)
+    if not match:
+        return key
+    family, tree = match.group(1), match.group(2)
+    return sysctl_key(("net", family, tree, match.group("iface"), match.group("setting")))
 
 
 def sysctl_problems(arp_ignore=None, arp_announce=None, extra=None):

@@ -84,6 +84,26 @@ def test_interface_names_with_dots_use_the_slash_form():
     assert net.sysctl_settings(None) == []
 
 
+def test_user_sysctl_keys_with_a_vlan_interface_are_written_as_sysctl_reads_them():
+    # Written as given, net.ipv4.conf.eth0.100.arp_ignore is read by sysctl as interface eth0/100.
+    extra = {
+        "net.ipv4.conf.eth0.100.arp_ignore": 1,
+        "net.ipv6.conf.bond0.20.disable_ipv6": 1,
+        "net.ipv4.neigh.eth1.7.gc_stale_time": 30,
+        "net.ipv4.conf.eth0.rp_filter": 2,  # no dot in the interface: kept
+        "net/ipv4/conf/eth0.200/rp_filter": 0,  # already the slash form: kept
+        "net.core.somaxconn": 1024,
+    }
+    assert dict(net.sysctl_settings(None, extra=extra)) == {
+        "net/ipv4/conf/eth0.100/arp_ignore": "1",
+        "net/ipv6/conf/bond0.20/disable_ipv6": "1",
+        "net/ipv4/neigh/eth1.7/gc_stale_time": "30",
+        "net.ipv4.conf.eth0.rp_filter": "2",
+        "net/ipv4/conf/eth0.200/rp_filter": "0",
+        "net.core.somaxconn": "1024",
+    }
+
+
 def test_network_problems():
     problems = net.problems(
         [

@@ -23,8 +23,8 @@ VALIDATE_PLAY = "PLAY [Validate the dual-uplink pair on every node before anythi
 CONVERGE_PLAY = "PLAY [Converge the dual-uplink pair, one node at a time once it serves]"
 # The lab's generated secrets, given here so that no test writes the lab's secret files.
 LAB_SECRETS = {
-    "uplink_lab_tsig_secret": "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTAxMjM0NTY3ODk=",
-    "uplink_lab_dyndns2_password": "test-only",
+    "internet_tsig_secret": "dGVzdC1vbmx5LXRzaWctc2VjcmV0LTAxMjM0NTY3ODk=",
+    "internet_dyndns2_password": "test-only",
 }
 EXAMPLE_SECRETS = {
     "vault_heartbeat_auth_key": harness.TEST_KEY,

@@ -61,3 +61,10 @@ def test_bad_inventory_fails_in_validation(name, results):
         name, results[name], CASES[name]["expect"], (CONVERGE_PLAY,), VALIDATE_PLAY
     )
     assert re.search(r"TASK \[hakit\.cluster\.\w+ : (Check|Fail)[^\]]*\]", output)
+
+
+def test_an_fqdn_hostname_passes_when_the_role_leaves_the_hostname_alone(tmp_path):
+    # Refused before even with common_manage_hostname false, where the name is never set.
+    case = {"vars": {"common_manage_hostname": False, "common_hostname": "web.example.com"}}
+    result = _run("fqdn", case, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
